@@ -1,0 +1,81 @@
+# embed-kit: provision with Terraform, then embed with `python -m embed`.
+# `make help` lists the targets. Override any variable on the command line,
+# e.g. `make TERRAFORM=tofu plan` or `make plan OFFLINE=1`.
+
+TERRAFORM ?= terraform
+PYTHON ?= python3
+VENV ?= .venv
+TF_DIR ?= terraform
+BUILD ?= build
+# Var file for plan/apply/destroy; terraform.tfvars is also read by terraform itself.
+TFVARS ?= $(if $(OFFLINE),$(TF_DIR)/terraform.tfvars.example,$(wildcard $(TF_DIR)/terraform.tfvars))
+# OFFLINE=1 plans with the offline stand-in provider (no credentials, no network) in a scratch copy.
+OFFLINE ?=
+# FAIL_ON_DATA_LOSS=1 makes `make plan` fail when a dataset or table would be destroyed or replaced.
+FAIL_ON_DATA_LOSS ?=
+PYTEST_ARGS ?=
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+VAR_FILE := $(if $(TFVARS),-var-file=$(abspath $(TFVARS)))
+WORKDIR := $(if $(OFFLINE),$(BUILD)/offline/$(notdir $(TF_DIR)),$(TF_DIR))
+TF := $(TERRAFORM) -chdir=$(WORKDIR)
+TF_ENV := $(if $(OFFLINE),eval "$$($(PY) -m tests.standin --print-env)" &&,)
+# Offline plans go to build/offline/ so `make apply` never picks up a stand-in plan.
+PLAN_DIR := $(abspath $(if $(OFFLINE),$(BUILD)/offline,$(BUILD)))
+
+.DEFAULT_GOAL := help
+.PHONY: help venv init plan apply destroy fmt lint test demo clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-9s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "  Variables: TERRAFORM=$(TERRAFORM) TFVARS=$(TFVARS) OFFLINE=$(OFFLINE) FAIL_ON_DATA_LOSS=$(FAIL_ON_DATA_LOSS)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(STAMP) ## Create or update the virtual environment in .venv
+
+init: $(if $(OFFLINE),$(STAMP)) ## terraform init in terraform/ (OFFLINE=1: stand-in provider, scratch copy)
+ifneq ($(OFFLINE),)
+	rm -rf $(BUILD)/offline && mkdir -p $(BUILD)/offline
+	cp -R modules $(TF_DIR) $(BUILD)/offline/
+	rm -rf $(BUILD)/offline/*/.terraform $(BUILD)/offline/*/.terraform.lock.hcl
+endif
+	$(TF_ENV) $(TF) init -input=false
+
+plan: init $(STAMP) ## Plan to build/plan.tfplan, plan.json and the review plan.md (OFFLINE=1: build/offline/)
+	mkdir -p $(PLAN_DIR)
+	$(TF_ENV) $(TF) plan -input=false $(VAR_FILE) -out=$(PLAN_DIR)/plan.tfplan
+	$(TF_ENV) $(TF) show -json $(PLAN_DIR)/plan.tfplan > $(PLAN_DIR)/plan.json
+	$(PY) -m embed plan-review $(PLAN_DIR)/plan.json --output $(PLAN_DIR)/plan.md $(if $(FAIL_ON_DATA_LOSS),--fail-on-data-loss)
+	@echo "Review written to $(PLAN_DIR)/plan.md"
+
+apply: init ## Apply the stack (uses build/plan.tfplan when `make plan` wrote one)
+	@test -z "$(OFFLINE)" || { echo "The offline stand-in provider only plans; run apply without OFFLINE." >&2; exit 2; }
+	if [ -f $(BUILD)/plan.tfplan ]; then $(TF) apply -input=false $(abspath $(BUILD))/plan.tfplan && rm -f $(BUILD)/plan.tfplan; \
+	else $(TF) apply -input=false $(VAR_FILE); fi
+
+destroy: init ## Destroy the stack (the dataset refuses while it holds tables, unless allowed)
+	@test -z "$(OFFLINE)" || { echo "The offline stand-in provider only plans; run destroy without OFFLINE." >&2; exit 2; }
+	$(TF) destroy -input=false $(VAR_FILE)
+
+fmt: ## Format the Terraform code
+	$(TERRAFORM) fmt -recursive modules $(TF_DIR)
+
+lint: $(STAMP) ## terraform fmt -check, terraform validate and checkov
+	$(PY) -m pytest -q tests/terraform/test_lint.py $(PYTEST_ARGS)
+
+test: $(STAMP) ## Run the whole test suite (offline)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: ## Run the pipeline on the embedded engine (not built yet)
+	@echo "make demo will run 'python -m embed run --engine local' on sample images:" >&2
+	@echo "the embedded engine is not built yet, so there is nothing to run." >&2
+	@exit 1
+
+clean: ## Remove build output and caches (keeps .venv)
+	rm -rf $(BUILD) .cache .pytest_cache
