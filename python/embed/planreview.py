@@ -1,0 +1,324 @@
+"""Summarize ``terraform show -json PLANFILE`` as Markdown for a pull-request comment.
+
+The summary counts what the plan adds, changes, replaces and destroys, lists
+every IAM grant (authoritative ones flagged), and warns loudly when a BigQuery
+dataset or table would be destroyed or replaced, because that loses embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embed.errors import EmbedError
+
+DATA_TYPES = ("google_bigquery_dataset", "google_bigquery_table")
+IAM_SUFFIXES = ("_iam_member", "_iam_binding", "_iam_policy")
+AUTHORITATIVE_SUFFIXES = ("_iam_binding", "_iam_policy")
+UNKNOWN = "(known after apply)"
+MAX_TABLE_ROWS = 200  # keeps the comment well under GitHub's 65,536-character limit
+
+_ACTIONS: dict[tuple[str, ...], str] = {
+    ("create",): "create",
+    ("update",): "update",
+    ("delete", "create"): "replace",
+    ("create", "delete"): "replace",
+    ("delete",): "destroy",
+}
+_IGNORED_ACTIONS = {("no-op",), ("read",)}
+_COUNTED = {"create": "to add", "update": "to change", "replace": "to replace", "destroy": "to destroy"}
+_REASONS = {
+    "replace_because_cannot_update": "cannot be updated in place",
+    "replace_because_tainted": "tainted",
+    "replace_by_request": "replacement requested",
+    "replace_by_triggers": "replace_triggered_by",
+    "delete_because_no_resource_config": "removed from configuration",
+    "delete_because_no_module": "its module was removed",
+    "delete_because_count_index": "count index no longer exists",
+    "delete_because_each_key": "for_each key no longer exists",
+    "delete_because_wrong_repetition": "count/for_each changed",
+    "delete_because_no_move_target": "moved block has no target",
+}
+_NOT_RESOURCE_PREFIXES = ("var.", "local.", "each.", "count.", "path.", "self.", "terraform.")
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """One managed resource the plan creates, updates, replaces or destroys."""
+
+    address: str
+    type: str
+    action: str
+    reason: str | None = None
+    replace_paths: tuple[str, ...] = ()
+
+    @property
+    def loses_data(self) -> bool:
+        """True when a BigQuery dataset or table is destroyed or replaced."""
+        return self.type in DATA_TYPES and self.action in ("replace", "destroy")
+
+    @property
+    def why(self) -> str:
+        """Human reason for the action, with the attributes that force a replacement."""
+        parts = [_REASONS.get(self.reason, self.reason)] if self.reason else []
+        if self.replace_paths:
+            parts.append("forced by " + ", ".join(f"`{_cell(p)}`" for p in self.replace_paths))
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class IamGrant:
+    """A role and its members as one IAM resource in the plan sets them."""
+
+    address: str
+    action: str
+    role: str
+    members: tuple[str, ...]
+    authoritative: bool
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    """A root output whose value the plan changes."""
+
+    name: str
+    action: str
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a plan does, in the terms a pull-request reviewer needs."""
+
+    changes: tuple[ResourceChange, ...]
+    grants: tuple[IamGrant, ...]
+    outputs: tuple[OutputChange, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of resources per action: create, update, replace, destroy."""
+        counts = dict.fromkeys(_COUNTED, 0)
+        for change in self.changes:
+            if change.action in counts:
+                counts[change.action] += 1
+        return counts
+
+    @property
+    def data_loss(self) -> list[str]:
+        """Addresses of BigQuery datasets and tables the plan destroys or replaces."""
+        return [c.address for c in self.changes if c.loses_data]
+
+
+def load_plan(path: str | Path) -> dict[str, Any]:
+    """Read plan JSON from a file, or from stdin when path is ``-``."""
+    hint = "write it with: terraform show -json PLANFILE > plan.json"
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EmbedError(f"plan JSON not found: {path}; {hint}", 2) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EmbedError(f"cannot read plan JSON {path}: {exc}", 2) from None
+    try:
+        plan = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EmbedError(f"{path} is not valid JSON ({exc}); {hint}", 2) from None
+    _require_plan(plan, str(path))
+    return plan
+
+
+def summarize(plan: dict[str, Any]) -> PlanSummary:
+    """Summarize the JSON of ``terraform show -json PLANFILE``."""
+    _require_plan(plan, "the input")
+    expressions = _config_expressions(plan.get("configuration", {}))
+    changes: list[ResourceChange] = []
+    grants: list[IamGrant] = []
+    for rc in plan.get("resource_changes", []):
+        actions = tuple(rc.get("change", {}).get("actions", ()))
+        if rc.get("mode", "managed") != "managed" or actions in _IGNORED_ACTIONS or not actions:
+            continue
+        action = _ACTIONS.get(actions, "+".join(actions))
+        change = rc["change"]
+        changes.append(
+            ResourceChange(
+                address=rc["address"],
+                type=rc["type"],
+                action=action,
+                reason=rc.get("action_reason"),
+                replace_paths=tuple(_path_text(p) for p in change.get("replace_paths") or ()),
+            )
+        )
+        if rc["type"].endswith(IAM_SUFFIXES):
+            key = (_module_names(rc.get("module_address", "")), rc["type"], rc["name"])
+            grants.extend(_iam_grants(rc, action, expressions.get(key, {})))
+    outputs = tuple(
+        OutputChange(name, _ACTIONS.get(tuple(oc.get("actions", ())), "+".join(oc.get("actions", ()))))
+        for name, oc in sorted(plan.get("output_changes", {}).items())
+        if tuple(oc.get("actions", ())) not in _IGNORED_ACTIONS
+    )
+    return PlanSummary(tuple(changes), tuple(grants), outputs)
+
+
+def render_markdown(summary: PlanSummary) -> str:
+    """Render a summary as GitHub-flavoured Markdown."""
+    lines = ["## Terraform plan review", ""]
+    lost = [c for c in summary.changes if c.loses_data]
+    if lost:
+        lines += [
+            "### :warning: DATA LOSS: BigQuery datasets or tables destroyed or replaced",
+            "",
+            "> [!CAUTION]",
+            "> Applying this plan deletes the data in these BigQuery resources, including stored embeddings:",
+            ">",
+        ]
+        lines += [f"> - **{c.action}** {_code(c.address)}" + (f" ({c.why})" if c.why else "") for c in lost]
+        lines += [
+            ">",
+            "> If that is not intended, change the configuration so they are kept or updated in place;",
+            "> otherwise back the data up before applying.",
+            "",
+        ]
+    if not summary.changes and not summary.outputs:
+        return "\n".join(lines + ["No changes. The infrastructure matches the configuration.", ""])
+    counts = summary.counts
+    lines += ["**Plan:** " + ", ".join(f"{counts[a]} {label}" for a, label in _COUNTED.items()) + ".", ""]
+    if summary.changes:
+        lines += ["### Resource changes", "", "| Action | Address | Why |", "| --- | --- | --- |"]
+        lines += [f"| {c.action} | {_code(c.address)} | {c.why} |" for c in summary.changes[:MAX_TABLE_ROWS]]
+        if len(summary.changes) > MAX_TABLE_ROWS:
+            lines.append(f"| | _and {len(summary.changes) - MAX_TABLE_ROWS} more_ | |")
+        lines.append("")
+    if summary.grants:
+        lines += _render_grants(summary.grants)
+    if summary.outputs:
+        lines += ["### Outputs", ""] + [f"- {_code(o.name)}: {o.action}" for o in summary.outputs] + [""]
+    return "\n".join(lines)
+
+
+def _render_grants(grants: tuple[IamGrant, ...]) -> list[str]:
+    lines = ["### IAM grants", ""]
+    authoritative = [g for g in grants if g.authoritative]
+    if authoritative:
+        lines += [
+            "> [!WARNING]",
+            "> Authoritative IAM: these resources set the complete member list of their role"
+            " (binding) or the whole policy, and remove any member not listed here:",
+            ">",
+        ]
+        lines += [f"> - {_code(g.address)} ({_code(g.role)})" for g in authoritative]
+        lines.append("")
+    lines += ["| Action | Role | Member(s) | Address |", "| --- | --- | --- | --- |"]
+    for g in grants:
+        members = "<br>".join(_member_cell(m) for m in g.members)
+        flag = " **authoritative**" if g.authoritative else ""
+        lines.append(f"| {g.action} | {_code(g.role)} | {members} | {_code(g.address)}{flag} |")
+    return lines + [""]
+
+
+def _iam_grants(rc: dict[str, Any], action: str, expressions: dict[str, Any]) -> list[IamGrant]:
+    """The grants one IAM resource change makes (or, for a destroy, takes away)."""
+    change = rc["change"]
+    destroyed = action == "destroy"
+    values = (change.get("before") if destroyed else change.get("after")) or {}
+    unknown = {} if destroyed else (change.get("after_unknown") or {})
+    module = _module_names(rc.get("module_address", ""))
+    authoritative = rc["type"].endswith(AUTHORITATIVE_SUFFIXES)
+
+    def attribute(name: str) -> Any:
+        return _resolve(values.get(name), unknown.get(name, False), expressions.get(name), module)
+
+    if rc["type"].endswith("_iam_policy"):
+        policy = str(attribute("policy_data"))
+        try:
+            bindings = json.loads(policy)["bindings"]
+        except (ValueError, TypeError, KeyError):
+            return [IamGrant(rc["address"], action, "(whole policy)", (policy,), True)]
+        return [
+            IamGrant(rc["address"], action, b.get("role", "?"), tuple(b.get("members", ())), True) for b in bindings
+        ]
+    members = attribute("members") if rc["type"].endswith("_iam_binding") else attribute("member")
+    members = tuple(members) if isinstance(members, list) else (str(members),)
+    return [IamGrant(rc["address"], action, str(attribute("role")), members, authoritative)]
+
+
+def _resolve(value: Any, unknown: Any, expression: Any, module: tuple[str, ...]) -> Any:
+    """The known value, or a note naming the reference it will come from."""
+    if unknown is True:
+        return _unknown_note(expression, module)
+    if isinstance(unknown, list) and isinstance(value, list):
+        return [
+            _unknown_note(expression, module) if i < len(unknown) and unknown[i] is True else v
+            for i, v in enumerate(value)
+        ]
+    return value if value is not None else ""
+
+
+def _unknown_note(expression: Any, module: tuple[str, ...]) -> str:
+    """``(known after apply: <ref>)`` when the expression is one plain reference."""
+    refs = expression.get("references", []) if isinstance(expression, dict) else []
+    if not refs or not all(refs[0] == r or refs[0].startswith(r + ".") or refs[0].startswith(r + "[") for r in refs):
+        return UNKNOWN
+    ref = refs[0]
+    prefix = "".join(f"module.{m}." for m in module)
+    if prefix and ref.startswith(_NOT_RESOURCE_PREFIXES):
+        return f"(known after apply: {ref} in {prefix[:-1]})"
+    return f"(known after apply: {prefix}{ref})"
+
+
+def _config_expressions(configuration: dict[str, Any]) -> dict[tuple[tuple[str, ...], str, str], dict[str, Any]]:
+    """Expressions of every managed resource in the configuration, by (module path, type, name)."""
+    found: dict[tuple[tuple[str, ...], str, str], dict[str, Any]] = {}
+
+    def walk(module: dict[str, Any], path: tuple[str, ...]) -> None:
+        for resource in module.get("resources", []):
+            if resource.get("mode") == "managed":
+                found[(path, resource["type"], resource["name"])] = resource.get("expressions", {})
+        for name, call in module.get("module_calls", {}).items():
+            walk(call.get("module", {}), (*path, name))
+
+    walk(configuration.get("root_module", {}), ())
+    return found
+
+
+def _module_names(module_address: str) -> tuple[str, ...]:
+    """``module.a["k"].module.b[0]`` -> ``("a", "b")``: the configuration path, without instance keys."""
+    return tuple(re.findall(r'module\.([A-Za-z0-9_-]+)(?:\[(?:"(?:[^"\\]|\\.)*"|\d+)\])?', module_address))
+
+
+def _path_text(path: list[Any]) -> str:
+    """``["cloud_resource", 0, "x"]`` -> ``cloud_resource[0].x``."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text
+
+
+def _require_plan(plan: Any, source: str) -> None:
+    if not isinstance(plan, dict) or "format_version" not in plan:
+        raise EmbedError(f"{source} is not Terraform JSON; write it with: terraform show -json PLANFILE", 2)
+    if "planned_values" not in plan and "resource_changes" not in plan:
+        raise EmbedError(
+            f"{source} is Terraform state, not a plan; run terraform plan -out PLANFILE,"
+            " then terraform show -json PLANFILE",
+            2,
+        )
+
+
+def _member_cell(member: str) -> str:
+    """A member as inline code; an unknown one as a note with its reference in code."""
+    match = re.fullmatch(r"\(known after apply: (.+)\)", member)
+    if match:
+        return f"(known after apply: {_code(match.group(1))})"
+    return _cell(member) if member == UNKNOWN else _code(member)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """Text as inline code, safe inside a Markdown table cell."""
+    return f"`{_cell(text).replace('`', chr(39))}`"
