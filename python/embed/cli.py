@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from embed.errors import EmbedError
+
+if TYPE_CHECKING:
+    from embed.settings import Settings
 
 app = typer.Typer(
     name="embed",
@@ -26,6 +29,82 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """BigQuery ML image embeddings, provisioned by Terraform."""
+
+
+# Options that pick the settings; shared by every command that talks to BigQuery.
+# Flags override EMBED_<FIELD> environment variables, which override the `embed` output.
+def _opt(flag: str, help_text: str) -> Any:
+    """A settings option whose absence (None) leaves the field to lower-precedence sources."""
+    return typer.Option(flag, help=help_text, show_default=False)
+
+
+OutputsOpt = Annotated[
+    Optional[Path], _opt("--outputs", "Saved `terraform output -json` (embed under value); terraform is not run.")
+]
+TfDirOpt = Annotated[Optional[Path], _opt("--tf-dir", "Terraform root stack with the outputs (default: terraform).")]
+ProjectIdOpt = Annotated[Optional[str], _opt("--project-id", "Override the project id.")]
+LocationOpt = Annotated[Optional[str], _opt("--location", "Override the BigQuery location.")]
+DatasetIdOpt = Annotated[Optional[str], _opt("--dataset-id", "Override the dataset id.")]
+ConnectionOpt = Annotated[Optional[str], _opt("--connection", "Override the connection (project.location.id).")]
+ServiceAccountOpt = Annotated[
+    Optional[str], _opt("--connection-service-account", "Override the connection's service account.")
+]
+ObjectTableOpt = Annotated[Optional[str], _opt("--object-table", "Override the object table (project.dataset.table).")]
+ModelOpt = Annotated[Optional[str], _opt("--model", "Override the model (project.dataset.model).")]
+ResultsTableOpt = Annotated[
+    Optional[str], _opt("--results-table", "Override the results table (project.dataset.table).")
+]
+EndpointOpt = Annotated[Optional[str], _opt("--endpoint", "Override the model endpoint.")]
+BatchSizeOpt = Annotated[Optional[int], _opt("--batch-size", "Objects per job (default: 500; at most 216,000).")]
+MaxRetriesOpt = Annotated[Optional[int], _opt("--max-retries", "Retry rounds for retryable failures (default: 3).")]
+FlattenOpt = Annotated[
+    Optional[bool],
+    _opt("--flatten-json-output/--no-flatten-json-output", "ARRAY<FLOAT64> embeddings, or JSON (default: flatten)."),
+]
+DimensionOpt = Annotated[
+    Optional[int], _opt("--output-dimensionality", "128, 256, 512 or 1408, images only (default: 1408).")
+]
+StartSecondOpt = Annotated[Optional[float], _opt("--start-second", "Video: first second to embed (default: 0).")]
+EndSecondOpt = Annotated[Optional[float], _opt("--end-second", "Video: last second, at most 120 (default: 120).")]
+IntervalOpt = Annotated[Optional[float], _opt("--interval-seconds", "Video: segment length, 4 to <120 (default: 16).")]
+
+
+def _load_settings(outputs: Optional[Path], tf_dir: Optional[Path], overrides: dict[str, Any]) -> "Settings":
+    """Settings from flags, environment and Terraform outputs (see embed.settings)."""
+    from embed.settings import load_settings
+
+    return load_settings(overrides, outputs_file=outputs, tf_dir=tf_dir)
+
+
+@app.command("sql")
+def sql_command(
+    outputs: OutputsOpt = None,
+    tf_dir: TfDirOpt = None,
+    project_id: ProjectIdOpt = None,
+    location: LocationOpt = None,
+    dataset_id: DatasetIdOpt = None,
+    connection: ConnectionOpt = None,
+    connection_service_account: ServiceAccountOpt = None,
+    object_table: ObjectTableOpt = None,
+    model: ModelOpt = None,
+    results_table: ResultsTableOpt = None,
+    endpoint: EndpointOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    flatten_json_output: FlattenOpt = None,
+    output_dimensionality: DimensionOpt = None,
+    start_second: StartSecondOpt = None,
+    end_second: EndSecondOpt = None,
+    interval_seconds: IntervalOpt = None,
+) -> None:
+    """Print every statement a run would issue, without running anything."""
+    overrides = dict(locals())  # the settings flags, by field name; None where not given
+    del overrides["outputs"], overrides["tf_dir"]
+    from embed import sql
+
+    settings = _load_settings(outputs, tf_dir, overrides)
+    for statement in sql.run_statements(settings):
+        typer.echo(f"-- {statement.name}: {statement.when}\n{statement.sql};\n")
 
 
 @app.command("plan-review")

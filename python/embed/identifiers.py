@@ -1,0 +1,216 @@
+"""Validated BigQuery identifiers and literals, quoted for SQL.
+
+Every name that reaches SQL passes through here. A value is checked against the
+rules for its kind (project, dataset, table, model, connection, location, endpoint)
+and refused with an :class:`EmbedError` that names the field and shows a valid value.
+The accepted alphabets exclude backticks, quotes, semicolons, whitespace and
+comment markers, so a quoted value can never end its quotes or start a new statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from embed.errors import EmbedError
+
+__all__ = [
+    "Sql",
+    "ConnectionRef",
+    "ModelRef",
+    "TableRef",
+    "check_dataset_id",
+    "check_endpoint",
+    "check_location",
+    "check_project_id",
+    "check_service_account",
+    "parse_connection",
+    "parse_model",
+    "parse_table",
+    "string_literal",
+]
+
+# GCP project id: 6-30 of [a-z0-9-], starts with a letter, does not end with a hyphen;
+# optionally prefixed by a domain for domain-scoped projects (example.com:my-project).
+_DOMAIN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+"
+_PROJECT = re.compile(rf"(?:{_DOMAIN}:)?[a-z][a-z0-9-]{{4,28}}[a-z0-9]")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+_MODEL = re.compile(r"[A-Za-z0-9_]{1,1024}")
+# BigQuery table names also allow Unicode letters and digits, and hyphens.
+_TABLE = re.compile(r"[\w-]{1,1024}")
+_CONNECTION_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
+# BigQuery location: the US or EU multi-region, or a region such as us-central1.
+_LOCATION = re.compile(r"(?:us|eu|[a-z]+-[a-z]+[0-9]+)", re.IGNORECASE)
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
+_SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}@[a-z0-9][a-z0-9.-]*\.[a-z]+")
+_LITERAL_SAFE = re.compile(r"[^'\"\\`\n\r\x00]*")
+
+
+class Sql(str):
+    """Text vetted for SQL: a quoted identifier, a literal or a rendered number."""
+
+    __slots__ = ()
+
+
+def _refuse(field: str, value: object, kind: str, example: str) -> EmbedError:
+    """Build the error for a value that is not a valid ``kind``."""
+    return EmbedError(f"{field} is not a valid {kind}: {value!r}. A valid value looks like {example}.", 2)
+
+
+def _text(field: str, value: object) -> str:
+    """Return ``value`` if it is a string, else raise naming ``field``."""
+    if not isinstance(value, str):
+        raise EmbedError(f"{field} must be a string, got {type(value).__name__} {value!r}.", 2)
+    return value
+
+
+def _ok(pattern: re.Pattern[str], text: str) -> bool:
+    """True if ``text`` matches ``pattern`` and holds no ``--`` comment marker."""
+    return pattern.fullmatch(text) is not None and "--" not in text
+
+
+def check_project_id(value: object, field: str = "project_id") -> str:
+    """Return a valid Google Cloud project id (plain or domain-scoped) or raise."""
+    text = _text(field, value)
+    if not _ok(_PROJECT, text):
+        raise _refuse(
+            field,
+            value,
+            "project id",
+            "'my-project' (6-30 lowercase letters, digits or hyphens, starting with a letter)"
+            " or, for a domain-scoped project, 'example.com:my-project'",
+        )
+    return text
+
+
+def check_dataset_id(value: object, field: str = "dataset_id") -> str:
+    """Return a valid dataset id (letters, digits, underscores) or raise."""
+    text = _text(field, value)
+    if not _ok(_DATASET, text):
+        raise _refuse(field, value, "dataset id", "'bqml_tutorial' (letters, digits and underscores only)")
+    return text
+
+
+def check_location(value: object, field: str = "location") -> str:
+    """Return a valid BigQuery location (US, EU or a region) or raise."""
+    text = _text(field, value)
+    if not _ok(_LOCATION, text):
+        raise _refuse(field, value, "BigQuery location", "'US', 'EU' or a region such as 'us-central1'")
+    return text
+
+
+def check_endpoint(value: object, field: str = "endpoint") -> str:
+    """Return a valid remote model endpoint name or raise."""
+    text = _text(field, value)
+    if not _ok(_ENDPOINT, text):
+        raise _refuse(field, value, "model endpoint", "'multimodalembedding@001'")
+    return text
+
+
+def check_service_account(value: object, field: str = "connection_service_account") -> str:
+    """Return a valid service account e-mail or raise."""
+    text = _text(field, value)
+    if not _ok(_SERVICE_ACCOUNT, text):
+        raise _refuse(
+            field,
+            value,
+            "service account e-mail",
+            "'bqcx-123456789012-abcd@gcp-sa-bigquery-condel.iam.gserviceaccount.com'",
+        )
+    return text
+
+
+def _split3(field: str, value: object, kind: str, example: str) -> tuple[str, str, str]:
+    """Split ``project.x.y`` into three parts; the project may contain dots (domain scope)."""
+    text = _text(field, value)
+    parts = text.rsplit(".", 2)
+    if len(parts) != 3 or not all(parts):
+        raise _refuse(field, value, kind, example)
+    return parts[0], parts[1], parts[2]
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table as ``project.dataset.table``."""
+
+    project: str
+    dataset: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.project}.{self.dataset}.{self.table}"
+
+    @property
+    def sql(self) -> Sql:
+        """The backquoted form for SQL."""
+        return Sql(f"`{self}`")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A BigQuery ML model as ``project.dataset.model``."""
+
+    project: str
+    dataset: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.project}.{self.dataset}.{self.model}"
+
+    @property
+    def sql(self) -> Sql:
+        """The backquoted form for SQL."""
+        return Sql(f"`{self}`")
+
+
+@dataclass(frozen=True)
+class ConnectionRef:
+    """A connection as ``project.location.connection_id``, the form WITH CONNECTION takes."""
+
+    project: str
+    location: str
+    connection_id: str
+
+    def __str__(self) -> str:
+        return f"{self.project}.{self.location}.{self.connection_id}"
+
+    @property
+    def sql(self) -> Sql:
+        """The backquoted form for SQL."""
+        return Sql(f"`{self}`")
+
+
+def parse_table(value: object, field: str) -> TableRef:
+    """Parse and validate ``project.dataset.table``."""
+    example = "'my-project.bqml_tutorial.images' (project.dataset.table)"
+    project, dataset, table = _split3(field, value, "table reference", example)
+    if not (_ok(_PROJECT, project) and _ok(_DATASET, dataset) and _ok(_TABLE, table)):
+        raise _refuse(field, value, "table reference", example)
+    return TableRef(project, dataset, table)
+
+
+def parse_model(value: object, field: str = "model") -> ModelRef:
+    """Parse and validate ``project.dataset.model``."""
+    example = "'my-project.bqml_tutorial.embedding_model' (project.dataset.model)"
+    project, dataset, model = _split3(field, value, "model reference", example)
+    if not (_ok(_PROJECT, project) and _ok(_DATASET, dataset) and _ok(_MODEL, model)):
+        raise _refuse(field, value, "model reference", example)
+    return ModelRef(project, dataset, model)
+
+
+def parse_connection(value: object, field: str = "connection") -> ConnectionRef:
+    """Parse and validate ``project.location.connection_id``."""
+    example = "'my-project.us.embed_conn' (project.location.connection_id)"
+    project, location, connection_id = _split3(field, value, "connection reference", example)
+    if not (
+        _ok(_PROJECT, project) and _ok(_LOCATION, location) and _ok(_CONNECTION_ID, connection_id)
+    ):
+        raise _refuse(field, value, "connection reference", example)
+    return ConnectionRef(project, location, connection_id)
+
+
+def string_literal(value: str) -> Sql:
+    """Quote ``value`` as a single-quoted SQL string; refuse quotes, backslashes and newlines."""
+    if not isinstance(value, str) or not _ok(_LITERAL_SAFE, value):
+        raise EmbedError(f"cannot use {value!r} as a SQL string: it contains a quote, backslash or newline.", 2)
+    return Sql(f"'{value}'")

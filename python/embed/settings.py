@@ -1,0 +1,333 @@
+"""Run settings: the Terraform output ``embed`` turned into typed, validated values.
+
+Each field is taken from the first of these sources that has it:
+
+1. explicit overrides (command-line flags such as ``--project-id`` or ``--batch-size``);
+2. environment variables ``EMBED_<FIELD>``, e.g. ``EMBED_PROJECT_ID`` or ``EMBED_BATCH_SIZE``;
+3. the ``embed`` output: from ``--outputs FILE`` (JSON as ``terraform output -json`` writes it,
+   or the bare object ``terraform output -json embed`` writes) when given, otherwise from
+   ``terraform output -json`` run in ``terraform/`` (or ``--tf-dir``);
+4. built-in defaults (``endpoint`` and the run-tuning fields only).
+
+Terraform is not run when flags and environment variables already supply every output field.
+Anything missing, mistyped or invalid raises :class:`EmbedError` before any query runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from embed import identifiers as ids
+from embed.errors import EmbedError
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_TF_DIR",
+    "ENV_PREFIX",
+    "MAX_BATCH_SIZE",
+    "OUTPUT_FIELDS",
+    "Settings",
+    "load_settings",
+    "read_outputs_file",
+    "read_terraform_outputs",
+]
+
+ENV_PREFIX = "EMBED_"
+DEFAULT_TF_DIR = Path("terraform")
+DEFAULT_ENDPOINT = "multimodalembedding@001"
+# ML.GENERATE_EMBEDDING processes about 216,000 rows per job (43,200 in some European regions).
+MAX_BATCH_SIZE = 216_000
+OUTPUT_DIMENSIONS = (128, 256, 512, 1408)
+# Fields of the Terraform output `embed`, the contract with the root stack.
+OUTPUT_FIELDS = (
+    "project_id",
+    "location",
+    "dataset_id",
+    "connection",
+    "connection_service_account",
+    "object_table",
+    "model",
+    "results_table",
+    "endpoint",
+)
+_OUTPUT_DEFAULTS: dict[str, str] = {"endpoint": DEFAULT_ENDPOINT}
+_NO_OUTPUTS_HINT = "run `make apply` first, or pass --outputs FILE (saved with `terraform output -json > FILE`)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs: where things are, and how to run."""
+
+    project_id: str
+    location: str
+    dataset_id: str
+    connection: ids.ConnectionRef
+    connection_service_account: str
+    object_table: ids.TableRef
+    model: ids.ModelRef
+    results_table: ids.TableRef
+    endpoint: str = DEFAULT_ENDPOINT
+    batch_size: int = 500
+    max_retries: int = 3
+    flatten_json_output: bool = True
+    output_dimensionality: Optional[int] = None
+    start_second: Optional[float] = None
+    end_second: Optional[float] = None
+    interval_seconds: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        _check_consistency(self)
+        _check_tuning(self)
+
+    @property
+    def is_video(self) -> bool:
+        """True when any video option is set: objects are embedded as video segments."""
+        return any(v is not None for v in (self.start_second, self.end_second, self.interval_seconds))
+
+
+_TUNING_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in OUTPUT_FIELDS)
+
+
+def _check_consistency(s: Settings) -> None:
+    """Refuse a model, tables or connection that are not where the settings say."""
+    home = f"{s.project_id}.{s.dataset_id}"
+    for name, ref in (("object_table", s.object_table), ("model", s.model), ("results_table", s.results_table)):
+        if f"{ref.project}.{ref.dataset}" != home:
+            raise EmbedError(
+                f"{name} {str(ref)!r} is not in dataset {home!r} (location {s.location}): the kit keeps the"
+                " object table, model and results together so they share one location, as"
+                " ML.GENERATE_EMBEDDING requires. Fix the `embed` output or the override.",
+                2,
+            )
+    if s.connection.location.lower() != s.location.lower():
+        raise EmbedError(
+            f"connection {str(s.connection)!r} is in location {s.connection.location!r} but the dataset is in"
+            f" {s.location!r}: the remote model, connection and tables must share one location."
+            " Create the connection in the dataset's location (or fix `location`).",
+            2,
+        )
+
+
+def _check_tuning(s: Settings) -> None:
+    """Refuse run-tuning values BigQuery would reject."""
+    if not 1 <= s.batch_size <= MAX_BATCH_SIZE:
+        raise EmbedError(
+            f"batch_size must be between 1 and {MAX_BATCH_SIZE:,} rows (the per-job quota), got {s.batch_size}.", 2
+        )
+    if not 0 <= s.max_retries <= 100:
+        raise EmbedError(f"max_retries must be between 0 and 100, got {s.max_retries}.", 2)
+    if s.output_dimensionality is not None:
+        if s.output_dimensionality not in OUTPUT_DIMENSIONS:
+            raise EmbedError(
+                f"output_dimensionality must be one of 128, 256, 512 or 1408, got {s.output_dimensionality}.", 2
+            )
+        if s.is_video:
+            raise EmbedError(
+                "output_dimensionality applies to images and text only; BigQuery refuses it for video."
+                " Unset it, or unset start_second/end_second/interval_seconds.",
+                2,
+            )
+    for name in ("start_second", "end_second", "interval_seconds"):
+        value = getattr(s, name)
+        if value is not None and not math.isfinite(value):
+            raise EmbedError(f"{name} must be a finite number of seconds, got {value}.", 2)
+    start = 0.0 if s.start_second is None else s.start_second
+    end = 120.0 if s.end_second is None else s.end_second
+    if start < 0:
+        raise EmbedError(f"start_second must be 0 or more, got {start}.", 2)
+    if end > 120:
+        raise EmbedError(f"end_second must be at most 120 (only a video's first 2 minutes are used), got {end}.", 2)
+    if start >= end:
+        raise EmbedError(f"start_second ({start}) must be less than end_second ({end}).", 2)
+    if s.interval_seconds is not None and not 4 <= s.interval_seconds < 120:
+        raise EmbedError(f"interval_seconds must be at least 4 and less than 120, got {s.interval_seconds}.", 2)
+
+
+def read_outputs_file(path: Path) -> dict[str, Any]:
+    """Return the ``embed`` output's value from a saved ``terraform output -json`` file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EmbedError(
+            f"outputs file {str(path)!r} not found; save it with `terraform output -json > FILE`.", 2
+        ) from None
+    except OSError as exc:
+        raise EmbedError(f"cannot read outputs file {str(path)!r}: {exc.strerror or exc}.", 2) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise EmbedError(
+            f"outputs file {str(path)!r} is not valid JSON ({exc}); save it with `terraform output -json > FILE`.", 2
+        ) from None
+    return _embed_value(data, f"outputs file {str(path)!r}")
+
+
+def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: str = "terraform") -> dict[str, Any]:
+    """Return the ``embed`` output's value from ``terraform output -json`` in ``tf_dir``."""
+    where = f"Terraform outputs in {str(tf_dir)!r}"
+    if not Path(tf_dir).is_dir():
+        raise EmbedError(f"Terraform directory {str(tf_dir)!r} not found: pass --tf-dir DIR, or --outputs FILE.", 2)
+    from python_terraform import Terraform
+
+    try:
+        outputs = Terraform(working_dir=str(tf_dir), terraform_bin_path=terraform_bin).output()
+    except FileNotFoundError:
+        raise EmbedError(
+            f"`{terraform_bin}` was not found on PATH: install Terraform, or pass --outputs FILE.", 2
+        ) from None
+    except ValueError as exc:
+        raise EmbedError(
+            f"{where}: `terraform output -json` did not print JSON ({exc}); {_NO_OUTPUTS_HINT}.", 2
+        ) from None
+    if outputs is None:
+        raise EmbedError(f"{where}: `terraform output -json` failed; {_NO_OUTPUTS_HINT}.", 2)
+    return _embed_value(outputs, where)
+
+
+def _embed_value(data: object, where: str) -> dict[str, Any]:
+    """Find the ``embed`` object in ``terraform output -json`` data, or accept the bare object."""
+    if not isinstance(data, dict):
+        raise EmbedError(
+            f"{where}: expected a JSON object as `terraform output -json` writes, got {type(data).__name__}.", 2
+        )
+    if "embed" not in data:
+        if any(name in data for name in OUTPUT_FIELDS):
+            return data  # the bare value, as `terraform output -json embed` writes it
+        raise EmbedError(f"{where}: there is no `embed` output; {_NO_OUTPUTS_HINT}.", 2)
+    entry = data["embed"]
+    if not isinstance(entry, dict) or "value" not in entry:
+        raise EmbedError(
+            f"{where}: output `embed` has no `value`; expected the `terraform output -json` format"
+            ' {"embed": {"sensitive": false, "type": [...], "value": {...}}}.',
+            2,
+        )
+    value = entry["value"]
+    if not isinstance(value, dict):
+        raise EmbedError(f"{where}: output `embed` must be an object, got {type(value).__name__} {value!r}.", 2)
+    return value
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the ``EMBED_<FIELD>`` variables that name a settings field, keyed by field."""
+    names = OUTPUT_FIELDS + _TUNING_FIELDS
+    return {name: environ[ENV_PREFIX + name.upper()] for name in names if ENV_PREFIX + name.upper() in environ}
+
+
+def _as_int(name: str, value: object, optional: bool = False) -> Optional[int]:
+    """Coerce ``value`` (an int or its text) to int, naming ``name`` on failure."""
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))):
+        return None
+    if isinstance(value, bool):
+        raise EmbedError(f"{name} must be a whole number, got {value!r}.", 2)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise EmbedError(f"{name} must be a whole number, got {value!r}.", 2)
+
+
+def _as_float(name: str, value: object) -> Optional[float]:
+    """Coerce ``value`` (a number or its text, or empty) to float or None."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise EmbedError(f"{name} must be a number of seconds, got {value!r}.", 2)
+
+
+def _as_bool(name: str, value: object) -> bool:
+    """Coerce ``value`` (a bool or true/false/1/0/yes/no) to bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    raise EmbedError(f"{name} must be true or false, got {value!r}.", 2)
+
+
+def _tuning(raw: Mapping[str, object]) -> dict[str, Any]:
+    """Typed run-tuning values from the raw merged sources."""
+    out: dict[str, Any] = {}
+    if "batch_size" in raw:
+        out["batch_size"] = _as_int("batch_size", raw["batch_size"])
+    if "max_retries" in raw:
+        out["max_retries"] = _as_int("max_retries", raw["max_retries"])
+    if "flatten_json_output" in raw:
+        out["flatten_json_output"] = _as_bool("flatten_json_output", raw["flatten_json_output"])
+    if "output_dimensionality" in raw:
+        out["output_dimensionality"] = _as_int("output_dimensionality", raw["output_dimensionality"], optional=True)
+    for name in ("start_second", "end_second", "interval_seconds"):
+        if name in raw:
+            out[name] = _as_float(name, raw[name])
+    return out
+
+
+def _source_of(name: str, overrides: Mapping[str, object], env: Mapping[str, str], origin: str) -> str:
+    """Say where the value of ``name`` came from, for error messages."""
+    if name in overrides:
+        return f"--{name.replace('_', '-')}"
+    if name in env:
+        return ENV_PREFIX + name.upper()
+    return f"`embed` output field {name} ({origin})"
+
+
+def load_settings(
+    overrides: Optional[Mapping[str, object]] = None,
+    *,
+    outputs_file: Optional[Path] = None,
+    tf_dir: Optional[Path] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    terraform_bin: str = "terraform",
+) -> Settings:
+    """Merge overrides, environment and Terraform outputs (in that precedence) into validated Settings."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(OUTPUT_FIELDS + _TUNING_FIELDS))
+    if unknown:
+        raise EmbedError(f"unknown setting(s): {', '.join(unknown)}.", 2)
+    env = _env_values(os.environ if environ is None else environ)
+    required = set(OUTPUT_FIELDS) - set(_OUTPUT_DEFAULTS)
+    if outputs_file is not None:
+        output, origin = read_outputs_file(outputs_file), f"outputs file {str(outputs_file)!r}"
+    elif not required <= set(overrides) | set(env):
+        directory = DEFAULT_TF_DIR if tf_dir is None else tf_dir
+        output, origin = read_terraform_outputs(directory, terraform_bin), f"terraform output in {str(directory)!r}"
+    else:
+        output, origin = {}, "flags and environment"
+    raw: dict[str, object] = {**_OUTPUT_DEFAULTS, **{k: v for k, v in output.items() if k in OUTPUT_FIELDS}}
+    raw.update(env)
+    raw.update(overrides)
+    missing = [name for name in OUTPUT_FIELDS if name not in raw]
+    if missing:
+        flags = ", ".join(f"{ENV_PREFIX}{m.upper()}" for m in missing)
+        raise EmbedError(
+            f"the `embed` output ({origin}) has no field(s) {', '.join(missing)}: update the stack and run"
+            f" `make apply` so the output matches the kit, or set {flags}.",
+            2,
+        )
+    where = {name: _source_of(name, overrides, env, origin) for name in OUTPUT_FIELDS}
+    return Settings(
+        project_id=ids.check_project_id(raw["project_id"], where["project_id"]),
+        location=ids.check_location(raw["location"], where["location"]),
+        dataset_id=ids.check_dataset_id(raw["dataset_id"], where["dataset_id"]),
+        connection=ids.parse_connection(raw["connection"], where["connection"]),
+        connection_service_account=ids.check_service_account(
+            raw["connection_service_account"], where["connection_service_account"]
+        ),
+        object_table=ids.parse_table(raw["object_table"], where["object_table"]),
+        model=ids.parse_model(raw["model"], where["model"]),
+        results_table=ids.parse_table(raw["results_table"], where["results_table"]),
+        endpoint=ids.check_endpoint(raw["endpoint"], where["endpoint"]),
+        **_tuning(raw),
+    )

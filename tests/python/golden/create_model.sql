@@ -1,0 +1,3 @@
+CREATE MODEL IF NOT EXISTS `my-project.bqml_tutorial.embedding_model`
+REMOTE WITH CONNECTION `my-project.us.embed_conn`
+OPTIONS (ENDPOINT = 'multimodalembedding@001')
