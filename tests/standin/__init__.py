@@ -1,0 +1,323 @@
+"""Offline stand-in for the hashicorp/google Terraform provider.
+
+``terraform_env()`` returns the environment variables that make ``terraform``
+use either
+
+* ``standin`` (default): a plan-only provider generated from the schema in the
+  PyPI package ``cdktf-cdktf-provider-google`` (google provider 6.50.0),
+  installed into a filesystem mirror under ``<repo>/.cache/standin/``; or
+* ``registry``: the real provider from the Terraform registry, with fake
+  application-default credentials (enough for validate and most plans).
+
+The mode defaults to ``$EMBED_TF_PROVIDER`` (``standin`` when unset).  See
+README.md beside this file for what the stand-in checks and what it does not.
+
+This module only uses the standard library: it runs in the kit's main
+virtualenv.  The provider itself runs from its own virtualenv
+(``<repo>/.cache/venvs/tfprovider``, with ``tf`` from PyPI), which this module
+creates on first use.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["terraform_env", "build_standin", "Build", "MODES", "PROVIDER_VERSION"]
+
+MODES = ("standin", "registry")
+PROVIDER_SOURCE = "registry.terraform.io/hashicorp/google"
+PROVIDER_VERSION = "6.50.0"  # the google provider version cdktf generated 16.12.1 from
+TF_REQUIREMENT = "tf==1.2.0"
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CACHE = REPO / ".cache" / "standin"
+VENV = REPO / ".cache" / "venvs" / "tfprovider"
+WHEELS = CACHE / "wheels"
+BUILDS = CACHE / "builds"
+# Files whose content decides what a build contains.
+_BUILD_INPUTS = ("__init__.py", "generate.py", "server.py")
+
+
+def _log(msg: str) -> None:
+    print(f"[standin] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------
+# inputs: wheel and provider virtualenv
+# ----------------------------------------------------------------------------
+
+
+def _wheel_glob() -> list[Path]:
+    from .generate import PACKAGE, PACKAGE_VERSION
+
+    stem = PACKAGE.replace("-", "_")
+    return sorted(WHEELS.glob(f"{stem}-{PACKAGE_VERSION}-*.whl"))
+
+
+def ensure_wheel() -> Path:
+    """The cdktf google provider wheel, downloaded with pip (no install) if missing."""
+    from .generate import PACKAGE, PACKAGE_VERSION
+
+    found = _wheel_glob()
+    if not found:
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        _log(f"downloading {PACKAGE}=={PACKAGE_VERSION} (wheel only, not installed)")
+        cmd = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={PACKAGE_VERSION}", "--no-deps",
+               "--disable-pip-version-check", "-q", "-d", str(WHEELS)]
+        _run(cmd, "pip download")
+        found = _wheel_glob()
+        if not found:
+            raise RuntimeError(f"pip download left no {PACKAGE} {PACKAGE_VERSION} wheel in {WHEELS}")
+    return found[-1]
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered next to it by size and mtime."""
+    st = path.stat()
+    stamp = path.with_name(path.name + ".sha256")
+    tag = f"{st.st_size} {st.st_mtime_ns}"
+    try:
+        saved_tag, digest = stamp.read_text().rsplit(" ", 1)
+        if saved_tag == tag:
+            return digest
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    stamp.write_text(f"{tag} {digest}")
+    return digest
+
+
+def _venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def _venv_stamp() -> Path:
+    return VENV / ".standin-requirement"
+
+
+def _venv_want() -> str:
+    return f"{TF_REQUIREMENT} python {sys.version.split()[0]}"
+
+
+def _venv_ready() -> bool:
+    try:
+        return _venv_python().exists() and _venv_stamp().read_text() == _venv_want()
+    except OSError:
+        return False
+
+
+def _start_venv() -> subprocess.Popen | None:
+    """Start (re)creating the provider virtualenv in the background; None if it is ready."""
+    if _venv_ready():
+        return None
+    _log(f"creating provider virtualenv {VENV} with {TF_REQUIREMENT}")
+    shutil.rmtree(VENV, ignore_errors=True)
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    py = shlex.quote(str(_venv_python()))
+    script = (
+        f"{shlex.quote(sys.executable)} -m venv {shlex.quote(str(VENV))} && "
+        f"{py} -m pip install --disable-pip-version-check -q {shlex.quote(TF_REQUIREMENT)}"
+    )
+    return subprocess.Popen(["/bin/sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish_venv(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"creating the provider virtualenv failed ({proc.returncode}):\n{out}")
+    _venv_stamp().write_text(_venv_want())
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}")
+
+
+# ----------------------------------------------------------------------------
+# the build
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Build:
+    """One built stand-in, under ``.cache/standin/builds/<key>``."""
+
+    key: str
+    root: Path
+
+    @property
+    def schema(self) -> Path:
+        return self.root / "schema.json"
+
+    @property
+    def mirror(self) -> Path:
+        return self.root / "mirror"
+
+    @property
+    def cli_config(self) -> Path:
+        return self.root / "terraformrc"
+
+    @property
+    def plugin_cache(self) -> Path:
+        return self.root / "plugin-cache"
+
+    @property
+    def executable(self) -> Path:
+        return (self.mirror / PROVIDER_SOURCE / PROVIDER_VERSION / _platform()
+                / f"terraform-provider-google_v{PROVIDER_VERSION}")
+
+
+def _platform() -> str:
+    system = platform.system().lower()
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return f"{system}_{arch}"
+
+
+def _build_key(wheel: Path) -> str:
+    h = hashlib.sha256()
+    h.update(f"tf={TF_REQUIREMENT}\nversion={PROVIDER_VERSION}\n".encode())
+    h.update(f"wheel={_file_sha256(wheel)}\n".encode())
+    for name in _BUILD_INPUTS:
+        h.update(name.encode() + b"\0" + (HERE / name).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _write_build(root: Path, key: str, wheel: Path) -> None:
+    from .generate import generate
+
+    t0 = time.monotonic()
+    doc = generate(wheel)
+    (root / "schema.json").write_text(json.dumps(doc, separators=(",", ":"), sort_keys=True))
+    _log(f"generated {len(doc['resources'])} resource and {len(doc['data_sources'])} data source schemas "
+         f"in {time.monotonic() - t0:.1f}s")
+    shutil.copy2(HERE / "server.py", root / "server.py")
+
+    final = BUILDS / key
+    exe = Build(key, root).executable
+    exe.parent.mkdir(parents=True)
+    # A shell wrapper rather than a shebang: no length limit on the interpreter path.
+    # The build key makes the executable, and so its h1: hash in lock files, differ per build.
+    exe.write_text(
+        "#!/bin/sh\n"
+        f"# embed-kit offline stand-in for {PROVIDER_SOURCE} {PROVIDER_VERSION} (plan only), build {key}\n"
+        f"exec {shlex.quote(str(_venv_python()))} -I {shlex.quote(str(final / 'server.py'))} \"$@\"\n"
+    )
+    exe.chmod(0o755)
+    (root / "terraformrc").write_text(
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f"    path    = {json.dumps(str(final / 'mirror'))}\n"
+        f"    include = [{json.dumps(PROVIDER_SOURCE)}]\n"
+        "  }\n"
+        "  direct {\n"
+        f"    exclude = [{json.dumps(PROVIDER_SOURCE)}]\n"
+        "  }\n"
+        "}\n"
+    )
+    (root / "plugin-cache").mkdir()
+
+
+def build_standin() -> Build:
+    """Build the stand-in, or reuse the build for the current inputs."""
+    wheel = ensure_wheel()
+    key = _build_key(wheel)
+    build = Build(key, BUILDS / key)
+    if (build.root / "complete").exists() and _venv_ready():
+        return build
+    BUILDS.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (build.root / "complete").exists() and _venv_ready():
+            return build
+        t0 = time.monotonic()
+        venv = _start_venv()
+        try:
+            if not (build.root / "complete").exists():
+                tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=BUILDS))
+                tmp.chmod(0o755)
+                try:
+                    _write_build(tmp, key, wheel)
+                    shutil.rmtree(build.root, ignore_errors=True)
+                    tmp.rename(build.root)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            _finish_venv(venv)
+        (build.root / "complete").write_text(key)
+        for old in BUILDS.iterdir():  # earlier builds (other generator or wheel)
+            if old.name != key:
+                shutil.rmtree(old, ignore_errors=True)
+        _log(f"stand-in build {key} ready in {time.monotonic() - t0:.1f}s")
+    return build
+
+
+# ----------------------------------------------------------------------------
+# environments
+# ----------------------------------------------------------------------------
+
+
+def _registry_env() -> dict[str, str]:
+    root = CACHE / "registry"
+    (root / "plugin-cache").mkdir(parents=True, exist_ok=True)
+    rc = root / "terraformrc"
+    rc_text = "provider_installation {\n  direct {}\n}\n"
+    if not rc.exists() or rc.read_text() != rc_text:
+        rc.write_text(rc_text)
+    creds = root / "fake-credentials.json"
+    creds_text = json.dumps({"type": "service_account", "project_id": "test-only"})
+    if not creds.exists() or creds.read_text() != creds_text:
+        creds.write_text(creds_text)
+    return {
+        "TF_CLI_CONFIG_FILE": str(rc),
+        "TF_PLUGIN_CACHE_DIR": str(root / "plugin-cache"),
+        "CHECKPOINT_DISABLE": "1",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(creds),
+        "EMBED_TF_PROVIDER": "registry",
+    }
+
+
+def terraform_env(mode: str | None = None) -> dict[str, str]:
+    """Environment variables to run terraform against the google provider.
+
+    mode None -> os.environ.get("EMBED_TF_PROVIDER", "standin"); "standin" builds (or reuses) the offline
+    stand-in and returns {"TF_CLI_CONFIG_FILE": ..., "CHECKPOINT_DISABLE": "1", ...}; "registry" returns the
+    real-provider env with fake credentials.  Unknown mode -> ValueError with a clear message.
+    """
+    if mode is None:
+        mode = os.environ.get("EMBED_TF_PROVIDER") or "standin"
+    if mode not in MODES:
+        raise ValueError(
+            f"unknown terraform provider mode {mode!r} (from EMBED_TF_PROVIDER or the mode argument): "
+            f"expected one of {', '.join(MODES)}"
+        )
+    if mode == "registry":
+        return _registry_env()
+    build = build_standin()
+    return {
+        "TF_CLI_CONFIG_FILE": str(build.cli_config),
+        # Per build: a new build never meets an old build's unpacked copy in the cache.
+        "TF_PLUGIN_CACHE_DIR": str(build.plugin_cache),
+        "CHECKPOINT_DISABLE": "1",
+        "EMBED_TF_PROVIDER": "standin",
+    }
