@@ -1,0 +1,32 @@
+variable "project_id" {
+  description = "Project where the APIs are enabled."
+  type        = string
+  nullable    = false
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "var.project_id must be a project id (6-30 characters: lowercase letters, digits and hyphens, starting with a letter), not a project name or number."
+  }
+}
+
+variable "services" {
+  description = "APIs to enable. The default is what the embedding pipeline needs: BigQuery, BigQuery Connection, Vertex AI and Cloud Storage."
+  type        = list(string)
+  nullable    = false
+  default = [
+    "bigquery.googleapis.com",
+    "bigqueryconnection.googleapis.com",
+    "aiplatform.googleapis.com",
+    "storage.googleapis.com",
+  ]
+  validation {
+    condition     = alltrue([for s in var.services : can(regex("^[a-z][a-z0-9-]*(\\.[a-z0-9-]+)*\\.googleapis\\.com$", s))])
+    error_message = "var.services: every entry must be an API service name such as bigquery.googleapis.com."
+  }
+}
+
+variable "disable_dependent_services" {
+  description = "Passed to every service; only matters if a service is ever disabled, which this module never does on destroy (disable_on_destroy is false)."
+  type        = bool
+  nullable    = false
+  default     = false
+}

@@ -1,0 +1,3 @@
+project_id    = "my-project"
+location      = "US"
+connection_id = "embed_conn"

@@ -1,0 +1,2 @@
+project_id = "my-project"
+dataset_id = "bqml_tutorial"
