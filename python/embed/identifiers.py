@@ -10,7 +10,7 @@ comment markers, so a quoted value can never end its quotes or start a new state
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from embed.errors import EmbedError
 
@@ -129,55 +129,43 @@ def _split3(field: str, value: object, kind: str, example: str) -> tuple[str, st
     return parts[0], parts[1], parts[2]
 
 
+class _DottedRef:
+    """Shared by the references below: dotted text, and the backquoted form for SQL."""
+
+    def __str__(self) -> str:
+        return ".".join(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
+
+    @property
+    def sql(self) -> Sql:
+        """The backquoted form for SQL."""
+        return Sql(f"`{self}`")
+
+
 @dataclass(frozen=True)
-class TableRef:
+class TableRef(_DottedRef):
     """A table as ``project.dataset.table``."""
 
     project: str
     dataset: str
     table: str
 
-    def __str__(self) -> str:
-        return f"{self.project}.{self.dataset}.{self.table}"
-
-    @property
-    def sql(self) -> Sql:
-        """The backquoted form for SQL."""
-        return Sql(f"`{self}`")
-
 
 @dataclass(frozen=True)
-class ModelRef:
+class ModelRef(_DottedRef):
     """A BigQuery ML model as ``project.dataset.model``."""
 
     project: str
     dataset: str
     model: str
 
-    def __str__(self) -> str:
-        return f"{self.project}.{self.dataset}.{self.model}"
-
-    @property
-    def sql(self) -> Sql:
-        """The backquoted form for SQL."""
-        return Sql(f"`{self}`")
-
 
 @dataclass(frozen=True)
-class ConnectionRef:
+class ConnectionRef(_DottedRef):
     """A connection as ``project.location.connection_id``, the form WITH CONNECTION takes."""
 
     project: str
     location: str
     connection_id: str
-
-    def __str__(self) -> str:
-        return f"{self.project}.{self.location}.{self.connection_id}"
-
-    @property
-    def sql(self) -> Sql:
-        """The backquoted form for SQL."""
-        return Sql(f"`{self}`")
 
 
 def parse_table(value: object, field: str) -> TableRef:
