@@ -26,6 +26,7 @@ __all__ = [
     "embed_batch",
     "failure_summary",
     "prune_superseded",
+    "read_results",
     "replace_model",
     "retry_batch",
     "run_statements",
@@ -178,6 +179,11 @@ def failure_summary(settings: Settings) -> str:
     )
 
 
+def read_results(settings: Settings) -> str:
+    """Every row of the results table, for validation (streamed by the engine)."""
+    return _render("read_results", results=settings.results_table.sql)
+
+
 def run_statements(settings: Settings) -> tuple[Statement, ...]:
     """Every statement a run can issue, in order, with when each is issued."""
     statements = [
@@ -198,5 +204,10 @@ def run_statements(settings: Settings) -> tuple[Statement, ...]:
     statements += [
         Statement("status_counts", "at the end, and for `embed status`", status_counts(settings)),
         Statement("failure_summary", "at the end: failed rows by status, none dropped", failure_summary(settings)),
+        Statement(
+            "read_results",
+            "at the end, and for `embed validate`: rows checked against the schema",
+            read_results(settings),
+        ),
     ]
     return tuple(statements)

@@ -59,6 +59,7 @@ def all_statements_names() -> list[str]:
         "retry_batch",
         "status_counts",
         "failure_summary",
+        "read_results",
         "prune_superseded",
     ]
 
@@ -91,6 +92,7 @@ def test_every_statement_parses(example_settings, variant: str) -> None:
         "retry_batch": exp.Merge,
         "status_counts": exp.Select,
         "failure_summary": exp.Select,
+        "read_results": exp.Select,
         "prune_superseded": exp.Delete,
     }
 
@@ -118,6 +120,13 @@ def test_run_statements_order_and_video_prune(example_settings) -> None:
     assert names == [n for n in all_statements_names() if n != "prune_superseded"]
     video = [s.name for s in sql.run_statements(example_settings(**VARIANTS["video"]))]
     assert "prune_superseded" in video and video.index("prune_superseded") > video.index("retry_batch")
+
+
+def test_read_results_reads_every_row_of_the_results_table(example_settings) -> None:
+    tree = parse_one(sql.read_results(example_settings()))
+    assert isinstance(tree, exp.Select) and tree.is_star
+    assert tree.find(exp.Table).sql("bigquery") == "`my-project.bqml_tutorial.image_embeddings`"
+    assert not tree.args.get("where") and not tree.args.get("limit")
 
 
 # --- the model ----------------------------------------------------------------------

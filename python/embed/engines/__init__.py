@@ -1,0 +1,1 @@
+"""Engines run the kit's SQL: BigQuery, or the embedded engine offline."""

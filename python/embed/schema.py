@@ -1,0 +1,192 @@
+"""The schema downstream users rely on: the expected results-table columns for each configuration.
+
+A results table holds the object table's pass-through columns, the embedding function's
+output columns (ML.GENERATE_EMBEDDING names, or the newer AI.GENERATE_EMBEDDING names),
+and the kit's bookkeeping columns from ``templates/create_results_table.sql.j2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Mapping, Optional
+
+from embed.engines.base import Column
+from embed.errors import EmbedError
+from embed.settings import Settings
+
+__all__ = [
+    "DIMENSIONS_BY_ENDPOINT",
+    "EmbeddingFunction",
+    "EmbeddingResult",
+    "ExpectedColumn",
+    "ExpectedSchema",
+    "describe",
+    "dimension_for",
+    "expected_schema",
+    "normalize_type",
+]
+
+# Default embedding length of each known endpoint, used when output_dimensionality is unset.
+DIMENSIONS_BY_ENDPOINT: Mapping[str, int] = {"multimodalembedding@001": 1408}
+
+# Legacy (REST / client library) type names and their GoogleSQL equivalents.
+_TYPE_ALIASES = {
+    "INTEGER": "INT64",
+    "FLOAT": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "STRUCT": "RECORD",
+}
+
+
+def normalize_type(type_name: str) -> str:
+    """GoogleSQL name of a BigQuery column type (INTEGER -> INT64, STRUCT -> RECORD ...)."""
+    upper = type_name.strip().upper()
+    return _TYPE_ALIASES.get(upper, upper)
+
+
+class EmbeddingFunction(str, Enum):
+    """Which BigQuery function produced the rows; it decides the output column names."""
+
+    ML = "ML.GENERATE_EMBEDDING"
+    AI = "AI.GENERATE_EMBEDDING"
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """The names and encoding of an embedding function's output columns."""
+
+    function: EmbeddingFunction
+    embedding: str
+    status: str
+    start_sec: str
+    end_sec: str
+    json_encoded: bool
+
+    @classmethod
+    def of(cls, function: EmbeddingFunction, flatten_json_output: bool = True) -> "EmbeddingResult":
+        """Output columns of ``function``; AI.GENERATE_EMBEDDING always returns ARRAY<FLOAT64>."""
+        if function is EmbeddingFunction.AI:
+            return cls(function, "embedding", "status", "video_start_sec", "video_end_sec", json_encoded=False)
+        return cls(
+            function,
+            "ml_generate_embedding_result",
+            "ml_generate_embedding_status",
+            "ml_generate_embedding_start_sec",
+            "ml_generate_embedding_end_sec",
+            json_encoded=not flatten_json_output,
+        )
+
+
+@dataclass(frozen=True)
+class ExpectedColumn:
+    """A column the results table should have; ``required=False`` means tolerated if absent."""
+
+    name: str
+    type: str
+    mode: str = "NULLABLE"
+    required: bool = True
+
+    def problem(self, actual: Column) -> Optional[str]:
+        """Why ``actual`` does not fit this column, or None when it does (NULLABLE and REQUIRED both fit)."""
+        expected_repeated = self.mode.upper() == "REPEATED"
+        actual_repeated = actual.mode.upper() == "REPEATED"
+        if normalize_type(actual.type) != normalize_type(self.type) or expected_repeated != actual_repeated:
+            return f"expected {self.describe()}, found {describe(actual)}"
+        return None
+
+    def describe(self) -> str:
+        """The type as BigQuery shows it: ``FLOAT64 REPEATED`` or ``STRING``."""
+        return f"{normalize_type(self.type)} REPEATED" if self.mode.upper() == "REPEATED" else normalize_type(self.type)
+
+
+def describe(column: Column) -> str:
+    """A found column's type as BigQuery shows it."""
+    kind = normalize_type(column.type)
+    return f"{kind} REPEATED" if column.mode.upper() == "REPEATED" else kind
+
+
+@dataclass(frozen=True)
+class ExpectedSchema:
+    """The expected results-table schema for one configuration, and the embedding length."""
+
+    result: EmbeddingResult
+    dimension: int
+    columns: tuple[ExpectedColumn, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of every expected or tolerated column, in table order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> ExpectedColumn:
+        """The expected column called ``name``."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+
+def dimension_for(endpoint: str, output_dimensionality: Optional[int] = None) -> int:
+    """Embedding length: ``output_dimensionality`` when set, else the endpoint's default."""
+    if output_dimensionality is not None:
+        return output_dimensionality
+    name = endpoint.rsplit("/", 1)[-1]
+    if name not in DIMENSIONS_BY_ENDPOINT:
+        known = ", ".join(sorted(DIMENSIONS_BY_ENDPOINT))
+        raise EmbedError(
+            f"the embedding length of endpoint {endpoint!r} is not known (known: {known}):"
+            " set output_dimensionality (--output-dimensionality) so results can be validated.",
+            2,
+        )
+    return DIMENSIONS_BY_ENDPOINT[name]
+
+
+# Object table columns the results keep, as the object table defines them.
+_PASS_THROUGH = (
+    ExpectedColumn("uri", "STRING"),
+    ExpectedColumn("generation", "INT64"),
+    ExpectedColumn("content_type", "STRING"),
+    ExpectedColumn("size", "INT64"),
+    ExpectedColumn("md5_hash", "STRING"),
+    ExpectedColumn("updated", "TIMESTAMP"),
+    ExpectedColumn("metadata", "RECORD", "REPEATED", required=False),
+    ExpectedColumn("ref", "RECORD", required=False),
+)
+# Written by the kit's MERGE (templates/create_results_table.sql.j2).
+_BOOKKEEPING = (
+    ExpectedColumn("embedded_at", "TIMESTAMP"),
+    ExpectedColumn("attempts", "INT64"),
+)
+
+
+def expected_schema(
+    settings: Optional[Settings] = None,
+    *,
+    function: EmbeddingFunction = EmbeddingFunction.ML,
+    flatten_json_output: Optional[bool] = None,
+    dimension: Optional[int] = None,
+    bookkeeping: bool = True,
+) -> ExpectedSchema:
+    """The expected schema for ``settings`` (or defaults); keyword arguments override single aspects."""
+    if flatten_json_output is None:
+        flatten_json_output = settings is None or settings.flatten_json_output
+    if dimension is None:
+        endpoint = settings.endpoint if settings is not None else "multimodalembedding@001"
+        dimension = dimension_for(endpoint, settings.output_dimensionality if settings is not None else None)
+    if dimension < 1:
+        raise EmbedError(f"an embedding dimension must be positive, got {dimension}.", 2)
+    result = EmbeddingResult.of(function, flatten_json_output)
+    if result.json_encoded:
+        embedding = ExpectedColumn(result.embedding, "JSON")
+    else:
+        embedding = ExpectedColumn(result.embedding, "FLOAT64", "REPEATED")
+    columns = (
+        *_PASS_THROUGH,
+        embedding,
+        ExpectedColumn(result.status, "STRING"),
+        ExpectedColumn(result.start_sec, "INT64"),
+        ExpectedColumn(result.end_sec, "INT64"),
+        *(_BOOKKEEPING if bookkeeping else ()),
+    )
+    return ExpectedSchema(result, dimension, columns)

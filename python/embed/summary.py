@@ -1,0 +1,142 @@
+"""What people see: a progress bar on stderr while a run goes on, and rich summary tables at the end."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from embed.pipeline import PipelineEvent, RunReport, StatusCounts
+    from embed.validate import StatusCount, ValidationReport
+
+__all__ = ["RunProgress", "run_table", "status_table", "validation_table"]
+
+
+class RunProgress:
+    """Shows pipeline events on stderr: messages as lines, embedding as a bar with count and ETA."""
+
+    def __init__(self, console: "Console") -> None:
+        self.console = console
+        self._progress: Optional["Progress"] = None
+        self._task: Optional["TaskID"] = None
+
+    def __call__(self, event: "PipelineEvent") -> None:
+        """Handle one event."""
+        if event.kind == "message":
+            self.console.print(event.message, markup=False, highlight=False)
+        elif event.kind == "start" and event.total:
+            self._start(event.total)
+        elif event.kind == "advance" and self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, event.advance)
+
+    def _start(self, total: int) -> None:
+        """Open the bar for ``total`` objects (only on a terminal)."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.close()
+        self._progress = Progress(
+            TextColumn("embedding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("embedding", total=total)
+
+    def close(self) -> None:
+        """Stop the bar if one is showing."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
+
+def _table(title: str) -> "Table":
+    """A two-column table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("", justify="right")
+    return table
+
+
+def _failure_rows(table: "Table", failures: "tuple[StatusCount, ...]") -> None:
+    """Failed rows by status, marking retryable ones."""
+    from rich.text import Text
+
+    for f in failures:
+        kind = "retryable" if f.retryable else "not retryable"
+        table.add_row(Text(f"failed ({kind}): {f.status}"), f"{f.rows:,}")
+
+
+def status_table(counts: "StatusCounts", failures: "tuple[StatusCount, ...]" = ()) -> "Table":
+    """Objects by state, then failed rows by status."""
+    table = _table("Objects")
+    table.add_row("objects", f"{counts.objects:,}")
+    table.add_row("embedded", f"{counts.embedded:,}")
+    table.add_row("failed, retryable", f"{counts.failed_retryable:,}")
+    table.add_row("failed, not retryable", f"{counts.failed_permanent:,}")
+    table.add_row("pending", f"{counts.pending:,}")
+    _failure_rows(table, failures)
+    return table
+
+
+def validation_table(report: "ValidationReport") -> "Table":
+    """Validation outcome: counts, then each problem."""
+    from rich.text import Text
+
+    table = _table(f"Validation of {report.table}: {'OK' if report.ok else 'FAILED'}")
+    table.add_row("rows", f"{report.rows:,}")
+    table.add_row("successful rows", f"{report.successful_rows:,}")
+    table.add_row(f"malformed successful rows (dimension {report.dimension})", f"{report.malformed_rows:,}")
+    _failure_rows(table, report.failures)
+    for problem in report.problems():
+        table.add_row(Text(problem, style="red"), "")
+    for example in report.examples:
+        table.add_row(Text(f"example: {example.uri} ({example.problem})"), "")
+    return table
+
+
+def run_table(report: "RunReport") -> "Table":
+    """What a run did: model, batches, retries, counts, time."""
+    from rich.text import Text
+
+    table = _table("Run")
+    if report.dry_run is not None:
+        for check in report.dry_run:
+            if check.error is not None:
+                outcome = Text(f"error: {check.error}", style="red")
+            elif check.skipped is not None:
+                outcome = Text(f"not checked: {check.skipped}")
+            else:
+                outcome = Text(f"{check.bytes_processed or 0:,} bytes")
+            table.add_row(check.name, outcome)
+        return table
+    table.add_row("model", report.model_action)
+    table.add_row("batches", f"{report.batches:,}")
+    table.add_row("rows merged", f"{report.rows_merged:,}")
+    table.add_row("retries", f"{report.retries:,}")
+    table.add_row("embedded objects", f"{report.counts.embedded:,}")
+    table.add_row("failed, retryable", f"{report.counts.failed_retryable:,}")
+    table.add_row("failed, not retryable", f"{report.counts.failed_permanent:,}")
+    table.add_row("pending", f"{report.counts.pending:,}")
+    table.add_row("elapsed", f"{report.elapsed:.1f}s")
+    if report.validation is not None:
+        table.add_row("validation", "OK" if report.validation.ok else "[red]FAILED[/red]")
+    return table

@@ -1,0 +1,2 @@
+SELECT *
+FROM `my-project.bqml_tutorial.image_embeddings`
