@@ -107,6 +107,193 @@ def sql_command(
         typer.echo(f"-- {statement.name}: {statement.when}\n{statement.sql};\n")
 
 
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="Where statements run: bigquery (the only engine for now).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout (messages stay on stderr).")]
+
+
+def _engine(name: str, settings: "Settings", run_id: str) -> Any:
+    """The engine called ``name``, connected for ``settings``, its jobs labelled with ``run_id``."""
+    if name != "bigquery":
+        raise EmbedError(
+            f"unknown engine {name!r}: the only engine so far is 'bigquery'. Pass --engine bigquery or leave it out.",
+            2,
+        )
+    from embed.engines.bigquery import connect
+
+    return connect(settings, run_id)
+
+
+def _run_id() -> str:
+    """A run id usable as a BigQuery label value: UTC time and a random suffix."""
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _settings_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings flags among a command's arguments, by field name."""
+    from embed.settings import OUTPUT_FIELDS, Settings
+
+    names = set(OUTPUT_FIELDS) | set(Settings.__dataclass_fields__)
+    return {k: v for k, v in values.items() if k in names}
+
+
+def _print_json(data: object) -> None:
+    """Write ``data`` as the only thing on stdout."""
+    import json
+
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _stderr() -> Any:
+    """A rich console on stderr, for messages and the progress bar."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@app.command("run")
+def run_command(
+    outputs: OutputsOpt = None,
+    tf_dir: TfDirOpt = None,
+    project_id: ProjectIdOpt = None,
+    location: LocationOpt = None,
+    dataset_id: DatasetIdOpt = None,
+    connection: ConnectionOpt = None,
+    connection_service_account: ServiceAccountOpt = None,
+    object_table: ObjectTableOpt = None,
+    model: ModelOpt = None,
+    results_table: ResultsTableOpt = None,
+    endpoint: EndpointOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    flatten_json_output: FlattenOpt = None,
+    output_dimensionality: DimensionOpt = None,
+    start_second: StartSecondOpt = None,
+    end_second: EndSecondOpt = None,
+    interval_seconds: IntervalOpt = None,
+    engine: EngineOpt = "bigquery",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Dry-run every statement and report bytes; run nothing.")
+    ] = False,
+    json_output: JsonOpt = False,
+    iam_wait: Annotated[
+        float, typer.Option("--iam-wait", help="Seconds to keep retrying while an IAM grant propagates.")
+    ] = 600.0,
+) -> None:
+    """Create the model, embed new or changed objects, retry retryable failures, and validate."""
+    overrides = _settings_overrides(dict(locals()))
+    from embed.pipeline import Pipeline
+    from embed.summary import RunProgress, run_table, status_table, validation_table
+
+    settings = _load_settings(outputs, tf_dir, overrides)
+    console = _stderr()
+    progress = RunProgress(console)
+    pipeline = Pipeline(_engine(engine, settings, _run_id()), settings, progress=progress, iam_wait=iam_wait)
+    try:
+        report = pipeline.dry_run() if dry_run else pipeline.run()
+    finally:
+        progress.close()
+    if json_output:
+        _print_json(report.to_dict())
+    else:
+        from rich.console import Console
+
+        out = Console()
+        out.print(run_table(report))
+        if report.validation is not None:
+            out.print(status_table(report.counts, report.failures))
+            out.print(validation_table(report.validation))
+    if not report.ok:
+        raise typer.Exit(2 if dry_run else 1)
+
+
+@app.command("status")
+def status_command(
+    outputs: OutputsOpt = None,
+    tf_dir: TfDirOpt = None,
+    project_id: ProjectIdOpt = None,
+    location: LocationOpt = None,
+    dataset_id: DatasetIdOpt = None,
+    connection: ConnectionOpt = None,
+    connection_service_account: ServiceAccountOpt = None,
+    object_table: ObjectTableOpt = None,
+    model: ModelOpt = None,
+    results_table: ResultsTableOpt = None,
+    endpoint: EndpointOpt = None,
+    engine: EngineOpt = "bigquery",
+    json_output: JsonOpt = False,
+) -> None:
+    """Count objects embedded, failed (retryable or not) and pending."""
+    overrides = _settings_overrides(dict(locals()))
+    from embed.pipeline import read_failures, read_status_counts
+
+    settings = _load_settings(outputs, tf_dir, overrides)
+    runner = _engine(engine, settings, _run_id())
+    if runner.schema(settings.results_table) is None:
+        message = f"results table {settings.results_table} does not exist yet: run `python -m embed run`."
+        if json_output:
+            _print_json({"results_table_exists": False, "counts": None, "failures": [], "message": message})
+        else:
+            typer.echo(message)
+        return
+    counts = read_status_counts(runner, settings)
+    failures = read_failures(runner, settings)
+    if json_output:
+        _print_json(
+            {
+                "results_table_exists": True,
+                "counts": counts.to_dict(),
+                "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in failures],
+            }
+        )
+    else:
+        from rich.console import Console
+
+        from embed.summary import status_table
+
+        Console().print(status_table(counts, failures))
+
+
+@app.command("validate")
+def validate_command(
+    outputs: OutputsOpt = None,
+    tf_dir: TfDirOpt = None,
+    project_id: ProjectIdOpt = None,
+    location: LocationOpt = None,
+    dataset_id: DatasetIdOpt = None,
+    connection: ConnectionOpt = None,
+    connection_service_account: ServiceAccountOpt = None,
+    object_table: ObjectTableOpt = None,
+    model: ModelOpt = None,
+    results_table: ResultsTableOpt = None,
+    endpoint: EndpointOpt = None,
+    flatten_json_output: FlattenOpt = None,
+    output_dimensionality: DimensionOpt = None,
+    engine: EngineOpt = "bigquery",
+    json_output: JsonOpt = False,
+) -> None:
+    """Check the results table against the expected schema; exit 1 if it does not match."""
+    overrides = _settings_overrides(dict(locals()))
+    from embed.pipeline import validate_results
+
+    settings = _load_settings(outputs, tf_dir, overrides)
+    report = validate_results(_engine(engine, settings, _run_id()), settings)
+    if json_output:
+        _print_json(report.to_dict())
+    else:
+        from rich.console import Console
+
+        from embed.summary import validation_table
+
+        Console().print(validation_table(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("plan-review")
 def plan_review(
     plan_json: Path = typer.Argument(
@@ -138,6 +325,45 @@ def plan_review(
             " back the data up and run without --fail-on-data-loss.",
             1,
         )
+
+
+@app.command("doctor")
+def doctor_command(
+    outputs: OutputsOpt = None,
+    tf_dir: TfDirOpt = None,
+    project_id: ProjectIdOpt = None,
+    location: LocationOpt = None,
+    dataset_id: DatasetIdOpt = None,
+    connection: ConnectionOpt = None,
+    connection_service_account: ServiceAccountOpt = None,
+    object_table: ObjectTableOpt = None,
+    model: ModelOpt = None,
+    results_table: ResultsTableOpt = None,
+    endpoint: EndpointOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    flatten_json_output: FlattenOpt = None,
+    output_dimensionality: DimensionOpt = None,
+    start_second: StartSecondOpt = None,
+    end_second: EndSecondOpt = None,
+    interval_seconds: IntervalOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Preflight: credentials, APIs, permissions, the connection's IAM grant and locations; exit 2 if any is missing."""
+    overrides = _settings_overrides(dict(locals()))
+    from embed import doctor
+
+    settings = _load_settings(outputs, tf_dir, overrides)
+    results = doctor.run_checks(settings)
+    if json_output:
+        typer.echo(doctor.to_json(results, settings))
+    else:
+        doctor.print_table(results, settings)
+    if not doctor.all_ok(results):
+        problems = [r for r in results if not r.ok and not r.skipped]
+        first = problems[0]
+        typer.echo(f"error: {len(problems)} check(s) failed. {first.name}: {first.problem}. Fix: {first.fix}.", err=True)
+        raise typer.Exit(2)
 
 
 def main() -> None:

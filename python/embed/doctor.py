@@ -1,0 +1,457 @@
+"""Preflight: check, before anything is spent, that a run can work, and say plainly what is missing.
+
+Checks, in order: credentials; the BigQuery, BigQuery Connection and Vertex AI APIs are
+enabled; the caller holds the permissions to create the model and run inference; the
+connection exists where the settings say; its service account holds roles/aiplatform.user;
+the dataset is in the configured location. A network that cannot be reached stops the
+remaining checks at once. google.* is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+
+if TYPE_CHECKING:
+    import requests
+
+    from embed.settings import Settings
+
+__all__ = [
+    "AI_USER_ROLE",
+    "CHECK_NAMES",
+    "CheckResult",
+    "INFERENCE_PERMISSIONS",
+    "REQUIRED_APIS",
+    "all_ok",
+    "print_table",
+    "run_checks",
+    "to_json",
+]
+
+CHECK_NAMES = (
+    "api bigquery.googleapis.com",
+    "api bigqueryconnection.googleapis.com",
+    "api aiplatform.googleapis.com",
+    "caller permissions",
+    "connection",
+    "service account role",
+    "locations",
+)  # after "credentials", in the order they run
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+REQUIRED_APIS = ("bigquery.googleapis.com", "bigqueryconnection.googleapis.com", "aiplatform.googleapis.com")
+# What the caller needs to create the remote model and run ML.GENERATE_EMBEDDING.
+INFERENCE_PERMISSIONS = (
+    "bigquery.jobs.create",
+    "bigquery.models.create",
+    "bigquery.models.getData",
+    "bigquery.models.updateData",
+    "bigquery.models.updateMetadata",
+    "bigquery.tables.getData",
+)
+AI_USER_ROLE = "roles/aiplatform.user"
+DEFAULT_TIMEOUT = 15.0  # seconds per request
+_NO_CREDENTIALS_FIX = (
+    "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: ``ok``, or the ``problem`` found and the ``fix``; ``skipped`` when it could not run."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    problem: str = ""
+    fix: str = ""
+    skipped: bool = False
+
+
+class _Stop(Exception):
+    """A failure that makes the remaining checks pointless (no network, refused credentials)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+class _Google:
+    """JSON over an authorized session, turning transport failures into :class:`_Stop`."""
+
+    def __init__(self, session: "requests.Session", timeout: float) -> None:
+        self.session = session
+        self.timeout = timeout
+
+    def call(self, method: str, url: str, body: Optional[dict[str, Any]] = None) -> tuple[int, dict[str, Any]]:
+        """Send one request; return the status and the JSON body ({} when there is none)."""
+        import requests
+        from google.auth import exceptions as auth
+
+        host = url.split("/")[2]
+        try:
+            response = self.session.request(method, url, json=body, timeout=self.timeout)
+        except auth.RefreshError as exc:
+            raise _Stop(f"Google refused the credentials: {exc}", _NO_CREDENTIALS_FIX) from None
+        except (requests.exceptions.RequestException, auth.TransportError) as exc:
+            raise _Stop(
+                f"cannot reach {host}: {type(exc).__name__}: {exc}",
+                "check the network connection, proxy settings (HTTPS_PROXY) and firewall, then run doctor again",
+            ) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        return response.status_code, data if isinstance(data, dict) else {}
+
+
+def _server_message(status: int, data: dict[str, Any]) -> str:
+    """The error message of a Google API error body."""
+    error = data.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return f"HTTP {status}: {message or 'no message'}"
+
+
+def _credentials(credentials: Any) -> tuple[Any, CheckResult]:
+    """Application Default Credentials (or the given ones) and the check's result; (None, failure) if none."""
+    import google.auth
+    from google.auth import exceptions as auth
+
+    if credentials is None:
+        try:
+            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+        except auth.DefaultCredentialsError as exc:
+            # The library's own message only adds detail when GOOGLE_APPLICATION_CREDENTIALS is wrong.
+            reason = f" ({exc})" if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else ""
+            return None, CheckResult(
+                "credentials", False, problem=f"no Google Cloud credentials found{reason}", fix=_NO_CREDENTIALS_FIX
+            )
+    who = getattr(credentials, "service_account_email", None) or getattr(credentials, "account", None)
+    kind = type(credentials).__module__.split(".")[-1] + "." + type(credentials).__name__
+    return credentials, CheckResult("credentials", True, detail=f"{who or 'found'} ({kind})")
+
+
+def _with_quota_project(credentials: Any, project: str) -> Any:
+    """User credentials without a quota project bill API checks to ``project`` (Service Usage requires one)."""
+    from google.oauth2 import credentials as user
+
+    if isinstance(credentials, user.Credentials) and not credentials.quota_project_id:
+        return credentials.with_quota_project(project)
+    return credentials
+
+
+def _refresh(credentials: Any) -> None:
+    """Obtain an access token now, so a refused or unreachable token service is named as such."""
+    from google.auth import exceptions as auth
+    from google.auth.transport.requests import Request
+
+    if credentials.valid:
+        return
+    try:
+        credentials.refresh(Request())
+    except auth.RefreshError as exc:
+        raise _Stop(f"Google refused the credentials: {exc}", _NO_CREDENTIALS_FIX) from None
+    except auth.TransportError as exc:
+        raise _Stop(
+            f"cannot reach Google's token service to use the credentials: {exc}",
+            "check the network connection, proxy settings (HTTPS_PROXY) and firewall, then run doctor again",
+        ) from None
+
+
+def _api(google: _Google, project: str, service: str) -> CheckResult:
+    """Is ``service`` enabled in ``project``?"""
+    name = f"api {service}"
+    status, data = google.call("GET", f"https://serviceusage.googleapis.com/v1/projects/{project}/services/{service}")
+    if status == 200 and data.get("state") == "ENABLED":
+        return CheckResult(name, True, detail="enabled")
+    if status == 200:
+        return CheckResult(
+            name,
+            False,
+            problem=f"{service} is not enabled in project {project} (state {data.get('state', 'unknown')})",
+            fix=f"run `make apply` (the stack enables it), or `gcloud services enable {service} --project {project}`",
+        )
+    return CheckResult(
+        name,
+        False,
+        problem=f"cannot tell whether {service} is enabled: {_server_message(status, data)}",
+        fix="grant the caller roles/serviceusage.serviceUsageViewer on the project, or check the API in the console",
+    )
+
+
+def _permissions(google: _Google, project: str) -> CheckResult:
+    """Does the caller hold, on the project, every permission to create the model and run inference?"""
+    name = "caller permissions"
+    status, data = google.call(
+        "POST",
+        f"https://cloudresourcemanager.googleapis.com/v1/projects/{project}:testIamPermissions",
+        {"permissions": list(INFERENCE_PERMISSIONS)},
+    )
+    if status != 200:
+        return CheckResult(
+            name,
+            False,
+            problem=f"cannot test the caller's permissions on project {project}: {_server_message(status, data)}",
+            fix="check the project id, and that the Cloud Resource Manager API is enabled",
+        )
+    granted = set(data.get("permissions") or ())
+    missing = [p for p in INFERENCE_PERMISSIONS if p not in granted]
+    if not missing:
+        return CheckResult(name, True, detail=f"all {len(INFERENCE_PERMISSIONS)} held on project {project}")
+    return CheckResult(
+        name,
+        False,
+        problem=f"the caller lacks {', '.join(missing)} on project {project}",
+        fix=(
+            "grant the caller roles/bigquery.user (jobs) and roles/bigquery.dataEditor (models, tables) on the"
+            " project; grants on the dataset alone are not visible to this project-level check"
+        ),
+    )
+
+
+def _connection(google: _Google, settings: "Settings") -> tuple[CheckResult, Optional[str]]:
+    """Does the connection exist in its location, with the service account the settings name?"""
+    ref = settings.connection
+    name = "connection"
+    url = (
+        f"https://bigqueryconnection.googleapis.com/v1/projects/{ref.project}/locations/{ref.location}"
+        f"/connections/{ref.connection_id}"
+    )
+    status, data = google.call("GET", url)
+    if status == 404:
+        return (
+            CheckResult(
+                name,
+                False,
+                problem=f"connection {ref} does not exist in location {ref.location}",
+                fix=f"run `make apply`; the connection must be in the dataset's location ({settings.location})",
+            ),
+            None,
+        )
+    if status != 200:
+        return (
+            CheckResult(
+                name,
+                False,
+                problem=f"cannot read connection {ref}: {_server_message(status, data)}",
+                fix="grant the caller roles/bigquery.connectionUser (or connectionAdmin) on the project",
+            ),
+            None,
+        )
+    account = (data.get("cloudResource") or {}).get("serviceAccountId")
+    if not account:
+        return (
+            CheckResult(
+                name,
+                False,
+                problem=f"connection {ref} is not a Cloud resource connection (no service account)",
+                fix="recreate it with `cloud_resource {}` via `make apply`",
+            ),
+            None,
+        )
+    if account.lower() != settings.connection_service_account.lower():
+        return (
+            CheckResult(
+                name,
+                False,
+                problem=(
+                    f"connection {ref} has service account {account}, but the `embed` output says"
+                    f" {settings.connection_service_account}"
+                ),
+                fix="run `make apply` so the outputs match the connection, or fix --connection-service-account",
+            ),
+            account,
+        )
+    return CheckResult(name, True, detail=f"{ref}, service account {account}"), account
+
+
+def _service_account_role(google: _Google, settings: "Settings", account: str) -> CheckResult:
+    """Does the connection's service account hold roles/aiplatform.user in the model's project?"""
+    project = settings.model.project
+    name = "service account role"
+    member = f"serviceAccount:{account}".lower()
+    status, data = google.call(
+        "POST",
+        f"https://cloudresourcemanager.googleapis.com/v1/projects/{project}:getIamPolicy",
+        {"options": {"requestedPolicyVersion": 3}},
+    )
+    if status != 200:
+        return CheckResult(
+            name,
+            False,
+            problem=f"cannot read the IAM policy of project {project}: {_server_message(status, data)}",
+            fix=(
+                "grant the caller roles/iam.securityReviewer (resourcemanager.projects.getIamPolicy),"
+                " or check the grant in the console"
+            ),
+        )
+    bindings = [
+        b
+        for b in data.get("bindings") or ()
+        if b.get("role") == AI_USER_ROLE and member in (m.lower() for m in b.get("members") or ())
+    ]
+    if not bindings:
+        return CheckResult(
+            name,
+            False,
+            problem=f"serviceAccount:{account} does not hold {AI_USER_ROLE} in project {project}",
+            fix=(
+                f"grant {AI_USER_ROLE} to serviceAccount:{account} with `make apply`, or wait: IAM can take 7 minutes"
+            ),
+        )
+    conditional = all("condition" in b for b in bindings)
+    detail = f"{AI_USER_ROLE} granted in {project}" + (" (with a condition)" if conditional else "")
+    return CheckResult(name, True, detail=detail + "; a new grant can take up to 7 minutes to take effect")
+
+
+def _locations(session: "requests.Session", credentials: Any, settings: "Settings", timeout: float) -> CheckResult:
+    """Are the dataset (and so the object table, model and results), the connection and the settings in one place?"""
+    import requests
+    from google.api_core import exceptions as core
+    from google.api_core.retry import Retry
+    from google.auth import exceptions as auth
+    from google.cloud import bigquery
+
+    from embed.engines.bigquery import should_retry
+
+    name = "locations"
+    dataset = f"{settings.project_id}.{settings.dataset_id}"
+    client = bigquery.Client(project=settings.project_id, credentials=credentials, _http=session)
+    try:
+        found = client.get_dataset(dataset, retry=Retry(predicate=should_retry, deadline=timeout), timeout=timeout)
+    except core.NotFound:
+        return CheckResult(
+            name, False, problem=f"dataset {dataset} does not exist", fix="run `make apply` to create it"
+        )
+    except core.RetryError as exc:
+        raise _Stop(f"cannot reach BigQuery: {exc.cause or exc}", "check the network connection and proxy") from None
+    except core.GoogleAPICallError as exc:
+        return CheckResult(
+            name,
+            False,
+            problem=f"cannot read dataset {dataset}: {exc.message}",
+            fix="grant the caller roles/bigquery.metadataViewer (or dataViewer) on the dataset",
+        )
+    except auth.RefreshError as exc:
+        raise _Stop(f"Google refused the credentials: {exc}", _NO_CREDENTIALS_FIX) from None
+    except (requests.exceptions.RequestException, auth.TransportError) as exc:
+        raise _Stop(f"cannot reach BigQuery: {exc}", "check the network connection and proxy") from None
+    places = {
+        "dataset": str(found.location or "?"),
+        "settings": settings.location,
+        "connection": settings.connection.location,
+    }
+    if len({p.lower() for p in places.values()}) == 1:
+        return CheckResult(name, True, detail=", ".join(f"{k} {v}" for k, v in places.items()))
+    return CheckResult(
+        name,
+        False,
+        problem="locations differ: " + ", ".join(f"{k} {v}" for k, v in places.items()),
+        fix=(
+            "the remote model, connection and tables must share one location: set `location` in the stack to the"
+            f" dataset's ({places['dataset']}), create the connection there, and run `make apply`"
+        ),
+    )
+
+
+def _checks(
+    settings: "Settings", session: "requests.Session", credentials: Any, timeout: float
+) -> Iterator[tuple[str, Callable[[], CheckResult]]]:
+    """The checks after credentials, by name, each run lazily so a _Stop can skip the rest."""
+    google = _Google(session, timeout)
+    for service in REQUIRED_APIS:
+        yield f"api {service}", lambda service=service: _api(google, settings.project_id, service)
+    yield "caller permissions", lambda: _permissions(google, settings.project_id)
+    account: dict[str, Optional[str]] = {"value": None}
+
+    def connection() -> CheckResult:
+        result, account["value"] = _connection(google, settings)
+        return result
+
+    yield "connection", connection
+    yield "service account role", lambda: _service_account_role(
+        google, settings, account["value"] or settings.connection_service_account
+    )
+    yield "locations", lambda: _locations(session, credentials, settings, timeout)
+
+
+def run_checks(
+    settings: "Settings",
+    *,
+    credentials: Any = None,
+    make_session: "Optional[Callable[[Any], requests.Session]]" = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[CheckResult]:
+    """Run every check; after a failure that stops them (no credentials, no network) the rest are skipped.
+
+    ``make_session`` builds the authorized HTTP session from the credentials (default: google.auth's
+    AuthorizedSession); BigQuery calls share it.
+    """
+    credentials, found = _credentials(credentials)
+    results = [found]
+    stop: Optional[str] = None if found.ok else "no credentials"
+    if found.ok:
+        credentials = _with_quota_project(credentials, settings.project_id)
+        try:
+            _refresh(credentials)
+        except _Stop as exc:
+            results[0] = CheckResult("credentials", False, problem=exc.problem, fix=exc.fix)
+            stop = "the credentials cannot be used"
+    if stop is not None:
+        results += [CheckResult(n, False, problem=f"not checked: {stop}", skipped=True) for n in CHECK_NAMES]
+        return results
+    if make_session is None:
+        from google.auth.transport.requests import AuthorizedSession
+
+        make_session = AuthorizedSession
+    session = make_session(credentials)
+    for name, check in _checks(settings, session, credentials, timeout):
+        if stop is not None:
+            results.append(CheckResult(name, False, problem=f"not checked: {stop}", skipped=True))
+            continue
+        try:
+            results.append(check())
+        except _Stop as exc:
+            results.append(CheckResult(name, False, problem=exc.problem, fix=exc.fix))
+            stop = "an earlier check could not reach Google Cloud"
+    return results
+
+
+def all_ok(results: list[CheckResult]) -> bool:
+    """True when every check passed."""
+    return all(r.ok for r in results)
+
+
+def to_json(results: list[CheckResult], settings: "Settings") -> str:
+    """The results as a JSON document: ``ok``, the project and location, and every check."""
+    return json.dumps(
+        {
+            "ok": all_ok(results),
+            "project_id": settings.project_id,
+            "location": settings.location,
+            "checks": [asdict(r) for r in results],
+        },
+        indent=2,
+    )
+
+
+def print_table(results: list[CheckResult], settings: "Settings") -> None:
+    """Print the results as a table: each check, its status, and what was found or what to do."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"embed doctor: project {settings.project_id}, location {settings.location}")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("details")
+    for r in results:
+        if r.ok:
+            table.add_row(r.name, "[green]ok[/green]", r.detail)
+        elif r.skipped:
+            table.add_row(r.name, "[yellow]skipped[/yellow]", r.problem)
+        else:
+            table.add_row(r.name, "[red]MISSING[/red]", f"{r.problem}\n[bold]fix:[/bold] {r.fix}")
+    Console(soft_wrap=False).print(table)

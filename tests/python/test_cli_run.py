@@ -1,0 +1,142 @@
+"""`embed run`, `status` and `validate` through the CLI's entry point, with a scripted engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from embed import cli, sql
+from embed.engines.base import StatementError
+from embed.schema import expected_schema
+from embed.settings import load_settings
+from tests.python.conftest import EXAMPLE_OUTPUTS
+from tests.python.scripted import OK, PERMANENT, ScriptedEngine, columns_of, counts, result_rows
+
+SETTINGS = load_settings(outputs_file=EXAMPLE_OUTPUTS, environ={})
+
+
+def good_engine(**script) -> ScriptedEngine:
+    expected = expected_schema(SETTINGS)
+    base = {
+        "create_model": [None],
+        "create_results_table": [None],
+        "embed_batch": [2, 0],
+        "status_counts": [counts(objects=2, pending=2), counts(objects=2, embedded=1, permanent=1)],
+        "failure_summary": [[{"status": PERMANENT, "retryable": False, "result_rows": 1}]],
+    }
+    base.update(script)
+    rows = [("gs://b/a.jpg", [0.3] * 1408, OK), ("gs://b/b.jpg", [], PERMANENT)]
+    return ScriptedEngine(SETTINGS, script=base, results=result_rows(expected, rows))
+
+
+@pytest.fixture
+def cli_run(monkeypatch, capsys):
+    """Run the CLI's main() with ARGS and the given engine; return (exit code, stdout, stderr, factory calls)."""
+    monkeypatch.delenv("EMBED_BATCH_SIZE", raising=False)
+
+    def run(engine, *args: str):
+        made = []
+
+        def factory(name, settings, run_id):
+            made.append((name, settings, run_id))
+            if name != "bigquery":
+                return cli.__dict__["_real_engine"](name, settings, run_id)
+            return engine
+
+        monkeypatch.setattr(cli, "_real_engine", cli._engine, raising=False)
+        monkeypatch.setattr(cli, "_engine", factory)
+        monkeypatch.setattr(sys, "argv", ["embed", *args])
+        with pytest.raises(SystemExit) as info:
+            cli.main()
+        out, err = capsys.readouterr()
+        return info.value.code, out, err, made
+
+    return run
+
+
+def test_run_json_is_pure_and_exit_zero(cli_run) -> None:
+    engine = good_engine()
+    code, out, err, made = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["ok"] is True and data["model"] == "created" and data["rows_merged"] == 2
+    assert data["failures"] == [{"status": PERMANENT, "retryable": False, "rows": 1}]
+    assert data["validation"]["ok"] is True
+    assert engine.named("embed_batch") == [sql.embed_batch(SETTINGS)] * 2
+    assert made[0][0] == "bigquery" and made[0][1] == SETTINGS and made[0][2]
+
+
+def test_run_prints_summary_tables(cli_run) -> None:
+    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS))
+    assert code == 0, err
+    assert "Run" in out and "rows merged" in out and "Validation of" in out
+    assert "created model" in err
+
+
+def test_run_exits_one_when_validation_fails(cli_run) -> None:
+    engine = good_engine()
+    engine.results = result_rows(expected_schema(SETTINGS), [("gs://b/a.jpg", [0.3] * 7, OK)])
+    code, out, err, _ = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 1
+    assert json.loads(out)["validation"]["wrong_length_rows"] == 1
+
+
+def test_run_statement_error_exits_two_without_traceback(cli_run) -> None:
+    engine = good_engine(create_model=[StatementError("Not found: Connection my-project.us.embed_conn")])
+    code, out, err, _ = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 2 and out == ""
+    assert "Not found: Connection" in err and "Traceback" not in err
+
+
+def test_run_refuses_unknown_engine(cli_run) -> None:
+    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS), "--engine", "local")
+    assert code == 2 and "only engine" in err and out == ""
+
+
+def test_run_dry_run_runs_nothing(cli_run) -> None:
+    engine = good_engine()
+    code, out, err, _ = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--dry-run", "--json")
+    assert code == 0, err
+    assert engine.calls and all(dry for _, _, dry in engine.calls)
+    names = [c["name"] for c in json.loads(out)["dry_run"]]
+    assert names == [s.name for s in sql.run_statements(SETTINGS)]
+
+
+def test_run_iam_wait_flag_bounds_the_wait(cli_run) -> None:
+    propagating = StatementError("does not have the permission to access", propagating=True)
+    engine = good_engine(create_model=[propagating])
+    code, out, err, _ = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--iam-wait", "0", "--json")
+    assert code == 2 and out == ""
+    assert "after waiting 0s for IAM" in err and "roles/aiplatform.user" in err
+    assert len(engine.named("create_model")) == 1
+
+
+def test_status_json(cli_run) -> None:
+    engine = good_engine(status_counts=[counts(objects=5, embedded=3, retryable=1, pending=1)])
+    engine.table = columns_of(expected_schema(SETTINGS))
+    code, out, err, _ = cli_run(engine, "status", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["counts"] == {"objects": 5, "embedded": 3, "failed_retryable": 1, "failed_permanent": 0, "pending": 1}
+    assert engine.named("status_counts") == [sql.status_counts(SETTINGS)]
+
+
+def test_status_without_results_table(cli_run) -> None:
+    code, out, err, _ = cli_run(good_engine(), "status", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 0 and json.loads(out)["results_table_exists"] is False
+
+
+def test_validate_ok_and_broken(cli_run) -> None:
+    engine = good_engine()
+    engine.table = columns_of(expected_schema(SETTINGS))
+    code, out, err, _ = cli_run(engine, "validate", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 0, err
+    assert json.loads(out)["ok"] is True
+    assert engine.named("read_results") == [sql.read_results(SETTINGS)]
+    engine.table = tuple(c for c in engine.table if c.name != "attempts")
+    code, out, err, _ = cli_run(engine, "validate", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
+    assert code == 1 and json.loads(out)["missing_columns"] == ["attempts"]
+    code, out, err, _ = cli_run(engine, "validate", "--outputs", str(EXAMPLE_OUTPUTS))
+    assert code == 1 and "missing column(s): attempts" in out
