@@ -1,0 +1,87 @@
+"""A testing knob: inject retryable failures into local embedding calls.
+
+``EMBED_LOCAL_FAULTS=retryable:0.3,seed:7`` makes about 30 % of rows come back with
+``A retryable error occurred: RESOURCE_EXHAUSTED error from remote service/endpoint.``, as a
+busy Vertex AI endpoint would, so the pipeline's retry logic runs for real on the embedded engine.
+It exists for tests and demos only; leave it unset for real runs.
+
+Each decision is a pure function of (seed, uri, attempt), where attempt counts the times this
+process has asked about that uri. A retry therefore gets fresh odds and the retry loop converges
+(a row still fails after k attempts with probability fraction**k), and the same seed and the same
+sequence of calls give the same failures whatever order the rows arrive in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from embed.errors import EmbedError
+from embed.sql import RETRYABLE_PREFIX
+
+__all__ = ["FAULTS_ENV", "RESOURCE_EXHAUSTED_STATUS", "FaultInjector", "parse_faults"]
+
+FAULTS_ENV = "EMBED_LOCAL_FAULTS"
+RESOURCE_EXHAUSTED_STATUS = f"{RETRYABLE_PREFIX} RESOURCE_EXHAUSTED error from remote service/endpoint."
+_FORMAT = f"{FAULTS_ENV} takes 'retryable:FRACTION[,seed:INTEGER]', e.g. 'retryable:0.3,seed:7'"
+
+
+@dataclass
+class FaultInjector:
+    """Decides which rows fail with a retryable status; ``fraction`` 0 never fails."""
+
+    fraction: float = 0.0
+    seed: int = 0
+    _attempts: Counter = field(default_factory=Counter, repr=False)
+
+    def fails(self, uri: str) -> bool:
+        """Whether this attempt at ``uri`` fails; counts the attempt."""
+        if self.fraction <= 0.0:
+            return False
+        attempt = self._attempts[uri]
+        self._attempts[uri] += 1
+        digest = hashlib.blake2b(f"{self.seed}\0{attempt}\0{uri}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64 < self.fraction
+
+
+def parse_faults(spec: str | None) -> FaultInjector:
+    """The injector a knob value asks for (None or empty: no faults); a malformed value is an EmbedError."""
+    if not spec or not spec.strip():
+        return FaultInjector()
+    values: dict[str, str] = {}
+    for part in spec.split(","):
+        key, sep, value = part.strip().partition(":")
+        if not sep or key not in ("retryable", "seed") or key in values:
+            raise EmbedError(f"{FAULTS_ENV}={spec!r} is not understood: {_FORMAT}.")
+        values[key] = value.strip()
+    if "retryable" not in values:
+        raise EmbedError(f"{FAULTS_ENV}={spec!r} names no fraction: {_FORMAT}.")
+    try:
+        fraction = float(values["retryable"])
+        seed = int(values.get("seed", "0"))
+    except ValueError:
+        raise EmbedError(f"{FAULTS_ENV}={spec!r} has a value that is not a number: {_FORMAT}.") from None
+    if not 0.0 <= fraction < 1.0:
+        raise EmbedError(
+            f"{FAULTS_ENV}={spec!r}: the retryable fraction must be at least 0 and below 1,"
+            " or no retry could ever succeed."
+        )
+    return FaultInjector(fraction, seed)
+
+
+class FaultsFromEnvironment:
+    """The injector for the current value of EMBED_LOCAL_FAULTS, kept while the value stays the same."""
+
+    def __init__(self) -> None:
+        self._spec: str | None = None
+        self._injector = FaultInjector()
+
+    def current(self) -> FaultInjector:
+        """The injector for the knob's value now (a new one, with fresh attempt counts, when it changed)."""
+        spec = os.environ.get(FAULTS_ENV) or None
+        if spec != self._spec:
+            self._injector = parse_faults(spec)
+            self._spec = spec
+        return self._injector

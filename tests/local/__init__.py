@@ -1,0 +1,1 @@
+"""Tests of the embedded engine (DuckDB and a local model), offline."""
