@@ -14,6 +14,8 @@ OFFLINE ?=
 # FAIL_ON_DATA_LOSS=1 makes `make plan` fail when a dataset or table would be destroyed or replaced.
 FAIL_ON_DATA_LOSS ?=
 PYTEST_ARGS ?=
+# Where `make demo` lays out its sample images and keeps its embedded database.
+DEMO ?= $(BUILD)/demo
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -34,7 +36,7 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,local]'
 	touch $@
 
 venv: $(STAMP) ## Create or update the virtual environment in .venv
@@ -72,10 +74,10 @@ lint: $(STAMP) ## terraform fmt -check, terraform validate and checkov
 test: $(STAMP) ## Run the whole test suite (offline)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: ## Run the pipeline on the embedded engine (not built yet)
-	@echo "make demo will run 'python -m embed run --engine local' on sample images:" >&2
-	@echo "the embedded engine is not built yet, so there is nothing to run." >&2
-	@exit 1
+demo: $(STAMP) ## Embed sample photos offline (embedded engine), validate, show similar images
+	$(PY) -m embed.demo $(DEMO)/images
+	$(PY) -m embed run --engine local --images $(DEMO)/images --db $(DEMO)/embed.duckdb
+	$(PY) -m embed similar $(DEMO)/images/motorcycle_left.png --engine local --db $(DEMO)/embed.duckdb --top-k 3
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf $(BUILD) .cache .pytest_cache

@@ -69,11 +69,14 @@ EndSecondOpt = Annotated[Optional[float], _opt("--end-second", "Video: last seco
 IntervalOpt = Annotated[Optional[float], _opt("--interval-seconds", "Video: segment length, 4 to <120 (default: 16).")]
 
 
-def _load_settings(outputs: Optional[Path], tf_dir: Optional[Path], overrides: dict[str, Any]) -> "Settings":
-    """Settings from flags, environment and Terraform outputs (see embed.settings)."""
+def _load_settings(
+    outputs: Optional[Path], tf_dir: Optional[Path], overrides: dict[str, Any], engine: str = "bigquery"
+) -> "Settings":
+    """Settings from flags, environment and Terraform outputs (see embed.settings); the local engine needs no outputs."""
     from embed.settings import load_settings
 
-    return load_settings(overrides, outputs_file=outputs, tf_dir=tf_dir)
+    local = engine == "local" and outputs is None
+    return load_settings(overrides, outputs_file=outputs, tf_dir=tf_dir, local=local)
 
 
 @app.command("sql")
@@ -108,17 +111,58 @@ def sql_command(
 
 
 EngineOpt = Annotated[
-    str, typer.Option("--engine", help="Where statements run: bigquery (the only engine for now).")
+    str,
+    typer.Option(
+        "--engine", help="Where statements run: bigquery, or local (embedded DuckDB and a local model, offline)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout (messages stay on stderr).")]
+DbOpt = Annotated[
+    Optional[Path],
+    typer.Option("--db", help="--engine local: the DuckDB file (default: embed-local.duckdb).", show_default=False),
+]
+ImagesOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option("--images", help="--engine local: a folder of images, scanned recursively (repeatable).",
+                 show_default=False),
+]
+ENGINES = ("bigquery", "local")
 
 
-def _engine(name: str, settings: "Settings", run_id: str) -> Any:
-    """The engine called ``name``, connected for ``settings``, its jobs labelled with ``run_id``."""
+def _engine(
+    name: str,
+    settings: "Settings",
+    run_id: str,
+    *,
+    db: Optional[Path] = None,
+    images: Optional[list[Path]] = None,
+    need_images: bool = False,
+) -> Any:
+    """The engine called ``name``, connected for ``settings``, its jobs labelled with ``run_id``.
+
+    The local engine opens ``db``; a run needs ``images`` (the object table's folders), other
+    commands read a database an earlier run filled.
+    """
+    if name == "local":
+        from embed.engines.local.engine import DEFAULT_DB, LocalEngine
+
+        path = db if db is not None else DEFAULT_DB
+        if need_images and not images:
+            raise EmbedError(
+                "--engine local needs --images DIR: the folder of images to embed (scanned recursively),"
+                " e.g. `python -m embed run --engine local --images photos/`.",
+                2,
+            )
+        if not need_images and not path.exists():
+            raise EmbedError(
+                f"no embedded database at {str(path)!r}: run `python -m embed run --engine local --images DIR"
+                f"{'' if db is None else ' --db ' + str(db)}` first, or pass --db FILE.",
+                2,
+            )
+        return LocalEngine(path, images or (), object_table=settings.object_table, default_project=settings.project_id)
     if name != "bigquery":
         raise EmbedError(
-            f"unknown engine {name!r}: the only engine so far is 'bigquery'. Pass --engine bigquery or leave it out.",
-            2,
+            f"unknown engine {name!r}: use one of {', '.join(ENGINES)} (--engine bigquery is the default).", 2
         )
     from embed.engines.bigquery import connect
 
@@ -183,18 +227,25 @@ def run_command(
     iam_wait: Annotated[
         float, typer.Option("--iam-wait", help="Seconds to keep retrying while an IAM grant propagates.")
     ] = 600.0,
+    db: DbOpt = None,
+    images: ImagesOpt = None,
 ) -> None:
     """Create the model, embed new or changed objects, retry retryable failures, and validate."""
     overrides = _settings_overrides(dict(locals()))
+    from contextlib import redirect_stdout
+
     from embed.pipeline import Pipeline
     from embed.summary import RunProgress, run_table, status_table, validation_table
 
-    settings = _load_settings(outputs, tf_dir, overrides)
+    settings = _load_settings(outputs, tf_dir, overrides, engine)
     console = _stderr()
     progress = RunProgress(console)
-    pipeline = Pipeline(_engine(engine, settings, _run_id()), settings, progress=progress, iam_wait=iam_wait)
+    runner = _engine(engine, settings, _run_id(), db=db, images=images, need_images=not dry_run)
+    pipeline = Pipeline(runner, settings, progress=progress, iam_wait=iam_wait)
     try:
-        report = pipeline.dry_run() if dry_run else pipeline.run()
+        # Whatever a library prints while the run goes on is progress, not the result: keep stdout for it.
+        with redirect_stdout(sys.stderr):
+            report = pipeline.dry_run() if dry_run else pipeline.run()
     finally:
         progress.close()
     if json_output:
@@ -226,13 +277,14 @@ def status_command(
     endpoint: EndpointOpt = None,
     engine: EngineOpt = "bigquery",
     json_output: JsonOpt = False,
+    db: DbOpt = None,
 ) -> None:
     """Count objects embedded, failed (retryable or not) and pending."""
     overrides = _settings_overrides(dict(locals()))
     from embed.pipeline import read_failures, read_status_counts
 
-    settings = _load_settings(outputs, tf_dir, overrides)
-    runner = _engine(engine, settings, _run_id())
+    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    runner = _engine(engine, settings, _run_id(), db=db)
     if runner.schema(settings.results_table) is None:
         message = f"results table {settings.results_table} does not exist yet: run `python -m embed run`."
         if json_output:
@@ -275,13 +327,14 @@ def validate_command(
     output_dimensionality: DimensionOpt = None,
     engine: EngineOpt = "bigquery",
     json_output: JsonOpt = False,
+    db: DbOpt = None,
 ) -> None:
     """Check the results table against the expected schema; exit 1 if it does not match."""
     overrides = _settings_overrides(dict(locals()))
     from embed.pipeline import validate_results
 
-    settings = _load_settings(outputs, tf_dir, overrides)
-    report = validate_results(_engine(engine, settings, _run_id()), settings)
+    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    report = validate_results(_engine(engine, settings, _run_id(), db=db), settings)
     if json_output:
         _print_json(report.to_dict())
     else:
@@ -292,6 +345,67 @@ def validate_command(
         Console().print(validation_table(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("similar")
+def similar_command(
+    image_uri: str = typer.Argument(
+        ..., help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).", show_default=False
+    ),
+    top_k: Annotated[int, typer.Option("--top-k", help="How many neighbours to list.")] = 5,
+    outputs: OutputsOpt = None,
+    tf_dir: TfDirOpt = None,
+    project_id: ProjectIdOpt = None,
+    location: LocationOpt = None,
+    dataset_id: DatasetIdOpt = None,
+    connection: ConnectionOpt = None,
+    connection_service_account: ServiceAccountOpt = None,
+    object_table: ObjectTableOpt = None,
+    model: ModelOpt = None,
+    results_table: ResultsTableOpt = None,
+    endpoint: EndpointOpt = None,
+    engine: EngineOpt = "bigquery",
+    json_output: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """List the images nearest to IMAGE_URI by cosine distance (VECTOR_SEARCH over the results table)."""
+    overrides = _settings_overrides(dict(locals()))
+    from embed import sql
+    from embed.engines.base import StatementError
+
+    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    if engine == "local" and "://" not in image_uri:
+        image_uri = Path(image_uri).absolute().as_uri()
+    if not settings.flatten_json_output:
+        raise EmbedError("similar needs ARRAY<FLOAT64> embeddings; the results hold JSON (--no-flatten-json-output).", 2)
+    statement = sql.vector_search(settings, image_uri, top_k)
+    runner = _engine(engine, settings, _run_id(), db=db)
+    if runner.schema(settings.results_table) is None:
+        raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.", 2)
+    try:
+        rows = runner.rows(statement).to_pylist()
+    except StatementError as exc:
+        raise EmbedError(f"vector_search failed: {exc}", 2) from None
+    if not rows:
+        raise EmbedError(
+            f"{image_uri} has no embedding in {settings.results_table}: run `python -m embed run` first, and check"
+            " `python -m embed status` (a row that failed has no embedding).",
+            2,
+        )
+    neighbours = [{"uri": r["uri"], "distance": r["distance"]} for r in rows if r["uri"] is not None]
+    if json_output:
+        _print_json(neighbours)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Nearest to {image_uri} (cosine distance)", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("uri")
+    table.add_column("distance", justify="right")
+    for rank, item in enumerate(neighbours, 1):
+        table.add_row(str(rank), item["uri"], f"{item['distance']:.4f}")
+    Console().print(table)
 
 
 @app.command("plan-review")

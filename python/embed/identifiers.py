@@ -33,7 +33,8 @@ __all__ = [
 # GCP project id: 6-30 of [a-z0-9-], starts with a letter, does not end with a hyphen;
 # optionally prefixed by a domain for domain-scoped projects (example.com:my-project).
 _DOMAIN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+"
-_PROJECT = re.compile(rf"(?:{_DOMAIN}:)?[a-z][a-z0-9-]{{4,28}}[a-z0-9]")
+# "local" is the embedded engine's project: too short for a Google Cloud project, so it names none.
+_PROJECT = re.compile(rf"(?:{_DOMAIN}:)?[a-z][a-z0-9-]{{4,28}}[a-z0-9]|local")
 _DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
 _MODEL = re.compile(r"[A-Za-z0-9_]{1,1024}")
 # BigQuery table names also allow Unicode letters and digits, and hyphens.
@@ -41,7 +42,8 @@ _TABLE = re.compile(r"[\w-]{1,1024}")
 _CONNECTION_ID = re.compile(r"[A-Za-z0-9_-]{1,1024}")
 # BigQuery location: the US or EU multi-region, or a region such as us-central1.
 _LOCATION = re.compile(r"(?:us|eu|[a-z]+-[a-z]+[0-9]+)", re.IGNORECASE)
-_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
+# A Vertex AI endpoint name, or an embedded engine's model, which says it is local: local/<name>.
+_ENDPOINT = re.compile(r"(?:local/)?[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
 _SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}@[a-z0-9][a-z0-9.-]*\.[a-z]+")
 _LITERAL_SAFE = re.compile(r"[^'\"\\`\n\r\x00]*")
 
@@ -103,7 +105,9 @@ def check_endpoint(value: object, field: str = "endpoint") -> str:
     """Return a valid remote model endpoint name or raise."""
     text = _text(field, value)
     if not _ok(_ENDPOINT, text):
-        raise _refuse(field, value, "model endpoint", "'multimodalembedding@001'")
+        raise _refuse(
+            field, value, "model endpoint", "'multimodalembedding@001' (or 'local/efficientnet-lite0' for --engine local)"
+        )
     return text
 
 

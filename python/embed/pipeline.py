@@ -93,6 +93,7 @@ class RunReport:
     counts: StatusCounts = field(default_factory=StatusCounts)
     failures: tuple[StatusCount, ...] = ()
     elapsed: float = 0.0
+    embedding_seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
     validation: Optional[ValidationReport] = None
     dry_run: Optional[tuple[DryRunCheck, ...]] = None
@@ -101,6 +102,14 @@ class RunReport:
     def embedded(self) -> int:
         """Objects whose current version has an embedding."""
         return self.counts.embedded
+
+    @property
+    def images_per_second(self) -> Optional[float]:
+        """Objects embedded (merged, retries included) per second of embedding statements; None if none ran."""
+        rows = self.rows_merged + self.retried_rows
+        if rows == 0 or self.embedding_seconds <= 0:
+            return None
+        return rows / self.embedding_seconds
 
     @property
     def ok(self) -> bool:
@@ -125,6 +134,8 @@ class RunReport:
             "batches": self.batches,
             "retries": self.retries,
             "retried_rows": self.retried_rows,
+            "embedding_seconds": round(self.embedding_seconds, 3),
+            "images_per_second": None if self.images_per_second is None else round(self.images_per_second, 1),
             "counts": self.counts.to_dict(),
             "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in self.failures],
             "validation": self.validation.to_dict() if self.validation is not None else None,
@@ -175,8 +186,9 @@ def validate_results(
 
 
 def _same_endpoint(existing: str, configured: str) -> bool:
-    """True when a model's endpoint (a name or a full Vertex URL) names ``configured``."""
-    return existing.rstrip("/").rsplit("/", 1)[-1] == configured
+    """True when a model's endpoint (a name, a full Vertex URL, or local/<name>) names ``configured``."""
+    existing = existing.rstrip("/")
+    return existing == configured or existing.rsplit("/", 1)[-1] == configured
 
 
 class Pipeline:
@@ -273,7 +285,9 @@ class Pipeline:
 
     def _merge(self, name: str, statement: str) -> int:
         """Run one embedding MERGE (and prune stale video segments); return rows it merged."""
+        started = self.clock()
         merged = self._execute(name, statement, wait_for_iam=True).affected_rows or 0
+        self.report.embedding_seconds += self.clock() - started
         if merged and self.settings.is_video:
             self._execute("prune_superseded", sql.prune_superseded(self.settings))
         return merged
@@ -348,6 +362,13 @@ class Pipeline:
         r.counts = self.retry_failed(counts)
         r.failures = read_failures(self.engine, self.settings)
         permanent = [f for f in r.failures if not f.retryable]
+        if r.rows_merged + r.retried_rows == 0:
+            self.say("nothing new to embed: every object's current version already has a result (0 embedded).")
+        elif r.images_per_second is not None:
+            self.say(
+                f"embedding statements processed {r.rows_merged + r.retried_rows:,} object(s) in"
+                f" {r.embedding_seconds:.1f}s: {r.images_per_second:.1f} images/s"
+            )
         if permanent:
             self.say(
                 f"{sum(f.rows for f in permanent):,} row(s) failed for reasons retrying cannot fix; they are kept"

@@ -131,6 +131,11 @@ def dimension_for(endpoint: str, output_dimensionality: Optional[int] = None) ->
     """Embedding length: ``output_dimensionality`` when set, else the endpoint's default."""
     if output_dimensionality is not None:
         return output_dimensionality
+    if endpoint.startswith("local/"):
+        # The embedded engine's models know their own length; importing them loads no torch.
+        from embed.engines.local.models import endpoint_dimension
+
+        return endpoint_dimension(endpoint)
     name = endpoint.rsplit("/", 1)[-1]
     if name not in DIMENSIONS_BY_ENDPOINT:
         known = ", ".join(sorted(DIMENSIONS_BY_ENDPOINT))

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "DEFAULT_TF_DIR",
     "ENV_PREFIX",
+    "LOCAL_OUTPUTS",
     "MAX_BATCH_SIZE",
     "OUTPUT_FIELDS",
     "Settings",
@@ -56,6 +57,18 @@ OUTPUT_FIELDS = (
     "endpoint",
 )
 _OUTPUT_DEFAULTS: dict[str, str] = {"endpoint": DEFAULT_ENDPOINT}
+# What the embedded engine (--engine local) uses in place of the `embed` output: no Terraform.
+LOCAL_OUTPUTS: dict[str, str] = {
+    "project_id": "local",
+    "location": "US",
+    "dataset_id": "embed",
+    "connection": "local.us.local",
+    "connection_service_account": "embedded@local.invalid",
+    "object_table": "local.embed.images",
+    "model": "local.embed.embedding_model",
+    "results_table": "local.embed.image_embeddings",
+    "endpoint": "local/efficientnet-lite0",
+}
 _NO_OUTPUTS_HINT = "run `make apply` first, or pass --outputs FILE (saved with `terraform output -json > FILE`)"
 
 
@@ -290,15 +303,21 @@ def load_settings(
     tf_dir: Optional[Path] = None,
     environ: Optional[Mapping[str, str]] = None,
     terraform_bin: str = "terraform",
+    local: bool = False,
 ) -> Settings:
-    """Merge overrides, environment and Terraform outputs (in that precedence) into validated Settings."""
+    """Merge overrides, environment and Terraform outputs (in that precedence) into validated Settings.
+
+    With ``local``, :data:`LOCAL_OUTPUTS` (the embedded engine's names) stand in for the outputs.
+    """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(overrides) - set(OUTPUT_FIELDS + _TUNING_FIELDS))
     if unknown:
         raise EmbedError(f"unknown setting(s): {', '.join(unknown)}.", 2)
     env = _env_values(os.environ if environ is None else environ)
     required = set(OUTPUT_FIELDS) - set(_OUTPUT_DEFAULTS)
-    if outputs_file is not None:
+    if local:
+        output, origin = dict(LOCAL_OUTPUTS), "the embedded engine's defaults"
+    elif outputs_file is not None:
         output, origin = read_outputs_file(outputs_file), f"outputs file {str(outputs_file)!r}"
     elif not required <= set(overrides) | set(env):
         directory = DEFAULT_TF_DIR if tf_dir is None else tf_dir

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from embed.errors import EmbedError
 from embed.identifiers import Sql, string_literal
 from embed.settings import Settings
 
@@ -31,6 +32,7 @@ __all__ = [
     "retry_batch",
     "run_statements",
     "status_counts",
+    "vector_search",
 ]
 
 # ML.GENERATE_EMBEDDING status of a row that failed for a reason worth retrying.
@@ -182,6 +184,22 @@ def failure_summary(settings: Settings) -> str:
 def read_results(settings: Settings) -> str:
     """Every row of the results table, for validation (streamed by the engine)."""
     return _render("read_results", results=settings.results_table.sql)
+
+
+def vector_search(settings: Settings, image_uri: str, top_k: int) -> str:
+    """The ``top_k`` nearest embedded objects to ``image_uri`` by cosine distance, nearest first.
+
+    One row (uri NULL) when ``image_uri`` has an embedding but no neighbours; none when it has none.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise EmbedError(f"--top-k must be a positive whole number, got {top_k!r}.", 2)
+    return _render(
+        "vector_search",
+        results=settings.results_table.sql,
+        image_uri=string_literal(image_uri),
+        top_k=top_k,
+        search_k=top_k + 1,  # the image itself is its own nearest: searched for, then left out
+    )
 
 
 def run_statements(settings: Settings) -> tuple[Statement, ...]:

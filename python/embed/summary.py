@@ -137,6 +137,8 @@ def run_table(report: "RunReport") -> "Table":
     table.add_row("failed, not retryable", f"{report.counts.failed_permanent:,}")
     table.add_row("pending", f"{report.counts.pending:,}")
     table.add_row("elapsed", f"{report.elapsed:.1f}s")
+    rate = report.images_per_second
+    table.add_row("images/s", "-" if rate is None else f"{rate:.1f}")
     if report.validation is not None:
         table.add_row("validation", "OK" if report.validation.ok else "[red]FAILED[/red]")
     return table

@@ -39,10 +39,10 @@ def cli_run(monkeypatch, capsys):
     def run(engine, *args: str):
         made = []
 
-        def factory(name, settings, run_id):
+        def factory(name, settings, run_id, **options):
             made.append((name, settings, run_id))
             if name != "bigquery":
-                return cli.__dict__["_real_engine"](name, settings, run_id)
+                return cli.__dict__["_real_engine"](name, settings, run_id, **options)
             return engine
 
         monkeypatch.setattr(cli, "_real_engine", cli._engine, raising=False)
@@ -91,8 +91,13 @@ def test_run_statement_error_exits_two_without_traceback(cli_run) -> None:
 
 
 def test_run_refuses_unknown_engine(cli_run) -> None:
-    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS), "--engine", "local")
-    assert code == 2 and "only engine" in err and out == ""
+    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS), "--engine", "spark")
+    assert code == 2 and "unknown engine 'spark'" in err and out == ""
+
+
+def test_local_run_needs_images(cli_run, tmp_path) -> None:
+    code, out, err, _ = cli_run(good_engine(), "run", "--engine", "local", "--db", str(tmp_path / "x.duckdb"))
+    assert code == 2 and "--images DIR" in err and out == ""
 
 
 def test_run_dry_run_runs_nothing(cli_run) -> None:

@@ -35,7 +35,10 @@ def parse_one(text: str) -> exp.Expression:
 
 def all_statements(settings: Settings) -> dict[str, str]:
     """Every statement function's output, including conditional ones."""
-    return {s.name: s.sql for s in sql.run_statements(settings)} | {"prune_superseded": sql.prune_superseded(settings)}
+    return {s.name: s.sql for s in sql.run_statements(settings)} | {
+        "prune_superseded": sql.prune_superseded(settings),
+        "vector_search": sql.vector_search(settings, "gs://bucket/images/cat.jpg", 5),
+    }
 
 
 def golden_cases() -> list[tuple[str, str, str]]:
@@ -61,6 +64,7 @@ def all_statements_names() -> list[str]:
         "failure_summary",
         "read_results",
         "prune_superseded",
+        "vector_search",
     ]
 
 
@@ -94,6 +98,7 @@ def test_every_statement_parses(example_settings, variant: str) -> None:
         "failure_summary": exp.Select,
         "read_results": exp.Select,
         "prune_superseded": exp.Delete,
+        "vector_search": exp.Select,
     }
 
 
@@ -117,7 +122,7 @@ def test_domain_scoped_project_parses(write_outputs, example_value) -> None:
 
 def test_run_statements_order_and_video_prune(example_settings) -> None:
     names = [s.name for s in sql.run_statements(example_settings())]
-    assert names == [n for n in all_statements_names() if n != "prune_superseded"]
+    assert names == [n for n in all_statements_names() if n not in ("prune_superseded", "vector_search")]
     video = [s.name for s in sql.run_statements(example_settings(**VARIANTS["video"]))]
     assert "prune_superseded" in video and video.index("prune_superseded") > video.index("retry_batch")
 
@@ -321,3 +326,38 @@ def test_number_filter_refuses_non_numbers(bad) -> None:
 def test_boolean_filter_refuses_non_bools() -> None:
     with pytest.raises(TypeError):
         sql._boolean(1)
+
+
+# --- similar images -----------------------------------------------------------------
+
+
+def test_vector_search_is_cosine_over_successful_results(example_settings) -> None:
+    tree = parse_one(sql.vector_search(example_settings(), "gs://bucket/images/cat.jpg", 5))
+    search = tree.find(exp.VectorSearch)
+    assert search is not None
+    kwargs = {k: search.args[k].expression.sql("bigquery") for k in ("top_k", "distance_type")}
+    assert kwargs == {"top_k": "6", "distance_type": "'COSINE'"}  # one more: the image itself is left out
+    assert search.args["column_to_search"].sql("bigquery") == "'ml_generate_embedding_result'"
+    for side in (search.this, search.args["query_table"]):
+        assert side.find(exp.Table).sql("bigquery") == "`my-project.bqml_tutorial.image_embeddings`"
+        assert "ml_generate_embedding_status = ''" in side.sql("bigquery")
+    assert "uri = 'gs://bucket/images/cat.jpg'" in search.args["query_table"].sql("bigquery")
+    assert [e.alias_or_name for e in tree.expressions] == ["uri", "distance"]
+    assert tree.args["order"].sql("bigquery") == "ORDER BY neighbour.distance, neighbour.uri"
+    assert tree.args["limit"].expression.sql() == "5"
+
+
+@pytest.mark.parametrize("bad", ["gs://b/it's.jpg", "gs://b/a\nb.jpg"])
+def test_vector_search_refuses_a_uri_that_could_leave_its_quotes(example_settings, bad) -> None:
+    from embed.errors import EmbedError
+
+    with pytest.raises(EmbedError, match="cannot use"):
+        sql.vector_search(example_settings(), bad.replace("\\n", "\n"), 5)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "5"])
+def test_vector_search_refuses_a_bad_top_k(example_settings, bad) -> None:
+    from embed.errors import EmbedError
+
+    with pytest.raises(EmbedError, match="--top-k"):
+        sql.vector_search(example_settings(), "gs://b/a.jpg", bad)

@@ -1,0 +1,103 @@
+"""What the embedded engine keeps in its DuckDB file besides the tables: models, object tables, file hashes.
+
+BigQuery names map to DuckDB as ``project.dataset.table`` -> schema ``"project__dataset"``,
+table ``"table"``. The catalog lives in schema ``_embed_local``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from embed.engines.local.objects import ObjectFile
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["CATALOG_SCHEMA", "Catalog", "run", "schema_name"]
+
+CATALOG_SCHEMA = "_embed_local"
+
+
+def run(con: "duckdb.DuckDBPyConnection", text: str, params: Optional[list] = None) -> list[tuple]:
+    """Execute ``text`` and fetch its whole result (DuckDB refuses new work while a result is unread)."""
+    cursor = con.execute(text, params) if params is not None else con.execute(text)
+    return cursor.fetchall()
+
+
+def schema_name(project: str, dataset: str) -> str:
+    """The DuckDB schema that holds BigQuery dataset ``project.dataset``."""
+    return f"{project}__{dataset}"
+
+
+class Catalog:
+    """The engine's own tables: remote models by name, object tables and their folders, cached file hashes."""
+
+    def __init__(self, con: "duckdb.DuckDBPyConnection") -> None:
+        self.con = con
+        run(con, f'CREATE SCHEMA IF NOT EXISTS "{CATALOG_SCHEMA}"')
+        run(
+            con,
+            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".models ('
+            " name VARCHAR PRIMARY KEY, endpoint VARCHAR NOT NULL, connection VARCHAR,"
+            " created_at TIMESTAMPTZ DEFAULT current_timestamp)"
+        )
+        run(
+            con,
+            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".object_tables (name VARCHAR PRIMARY KEY, roots VARCHAR)'
+        )
+        run(
+            con,
+            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".object_files ('
+            " uri VARCHAR PRIMARY KEY, generation BIGINT, content_type VARCHAR, size BIGINT, md5_hash VARCHAR)"
+        )
+
+    # --- models ----------------------------------------------------------------------
+
+    def model_endpoint(self, name: str) -> Optional[str]:
+        """The endpoint of model ``name`` (``project.dataset.model``), or None."""
+        rows = run(self.con, f'SELECT endpoint FROM "{CATALOG_SCHEMA}".models WHERE name = ?', [name])
+        return str(rows[0][0]) if rows else None
+
+    def put_model(self, name: str, endpoint: str, connection: str) -> None:
+        """Register (or replace) model ``name``."""
+        run(
+            self.con,
+            f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".models (name, endpoint, connection) VALUES (?, ?, ?)',
+            [name, endpoint, connection],
+        )
+
+    # --- object tables -----------------------------------------------------------------
+
+    def object_tables(self) -> dict[str, list[Path]]:
+        """Object tables by name (``project.dataset.table``) with their folders."""
+        rows = run(self.con, f'SELECT name, roots FROM "{CATALOG_SCHEMA}".object_tables')
+        return {name: [Path(p) for p in json.loads(roots)] for name, roots in rows}
+
+    def put_object_table(self, name: str, roots: list[Path]) -> None:
+        """Register object table ``name`` over ``roots``."""
+        run(
+            self.con,
+            f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".object_tables (name, roots) VALUES (?, ?)',
+            [name, json.dumps([str(Path(r).absolute()) for r in roots])],
+        )
+
+    def cached_files(self) -> dict[str, ObjectFile]:
+        """Files hashed by earlier scans, by uri."""
+        rows = run(
+            self.con,
+            f'SELECT uri, generation, content_type, size, md5_hash FROM "{CATALOG_SCHEMA}".object_files'
+        )
+        return {r[0]: ObjectFile(r[0], r[1], r[2], r[3], r[4], r[1]) for r in rows}
+
+    def cache_files(self, files: list[ObjectFile], known: dict[str, ObjectFile]) -> None:
+        """Remember the hashes of ``files`` that ``known`` did not already hold as they are."""
+        fresh = [f for f in files if known.get(f.uri) != f]
+        if fresh:
+            for f in fresh:
+                run(
+                    self.con,
+                    f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".object_files VALUES (?, ?, ?, ?, ?)',
+                    [f.uri, f.generation, f.content_type, f.size, f.md5_hash],
+                )

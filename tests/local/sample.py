@@ -1,0 +1,86 @@
+"""Shared helpers of the embedded engine's tests: a small set of real photos and runs with the real model."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from embed import sql
+from embed.demo import lay_out
+from embed.engines.local.engine import LocalEngine
+from embed.engines.local.models import load_model
+from embed.pipeline import Pipeline, RunReport
+from embed.settings import Settings, load_settings
+
+# Small on purpose (2 cores): five photos, one of them a stereo pair's second view.
+PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "motorcycle_right.png")
+MORE_PHOTOS = ("coffee.png", "hubble_deep_field.jpg", "no_time_for_that_tiny.gif")
+
+
+def local_settings(**overrides: Any) -> Settings:
+    """The embedded engine's default settings, ignoring the environment."""
+    return load_settings(overrides, local=True, environ={})
+
+
+@dataclass
+class CountingModel:
+    """The real local model, with a record of every row sent to it (nothing about its results is faked)."""
+
+    inner: Any
+    sent: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return self.inner.endpoint
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed_images(self, items: Sequence[Any], output_dimensionality: Optional[int] = None) -> list[Any]:
+        self.sent.extend(item.uri for item in items)
+        return self.inner.embed_images(items, output_dimensionality=output_dimensionality)
+
+
+def sample_set(dest: Path, photos: Sequence[str] = PHOTOS, bad: bool = True) -> Path:
+    """Lay out ``photos`` (and the bad files) under ``dest``; a cached copy makes later calls cheap."""
+    lay_out(dest, photos=photos, bad=bad, views=False)
+    return dest
+
+
+class LocalRun:
+    """An embedded database over a folder, with the counting model, and runs of the pipeline on it."""
+
+    def __init__(self, folder: Path, db: Path, settings: Optional[Settings] = None) -> None:
+        self.folder = folder
+        self.settings = settings or local_settings()
+        self.model = CountingModel(load_model(self.settings.endpoint))
+        self.engine = LocalEngine(
+            db, [folder], object_table=self.settings.object_table, load_model=lambda endpoint: self.model
+        )
+
+    def run(self, **pipeline: Any) -> RunReport:
+        """One run of the pipeline; waits are skipped."""
+        return Pipeline(self.engine, self.settings, sleep=lambda seconds: None, **pipeline).run()
+
+    def sent_during(self, **pipeline: Any) -> tuple[RunReport, list[str]]:
+        """A run, and the uris it sent to the model."""
+        before = len(self.model.sent)
+        report = self.run(**pipeline)
+        return report, self.model.sent[before:]
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """The results table by uri."""
+        rows = self.engine.rows(sql.read_results(self.settings)).to_pylist()
+        return {row["uri"]: row for row in rows}
+
+
+def copy_photo(name: str, dest: Path) -> Path:
+    """Copy one skimage photo to ``dest``."""
+    import skimage
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(skimage.__file__).parent / "data" / name, dest)
+    return dest

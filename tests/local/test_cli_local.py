@@ -1,0 +1,88 @@
+"""The CLI on the embedded engine, as a user runs it: stdout holds only JSON with --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.local.sample import PHOTOS, sample_set
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def embed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m embed ARGS`` in a child process, without EMBED_* settings from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
+    return subprocess.run(
+        [sys.executable, "-m", "embed", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A first `run --engine local --json` over the sample set; (working folder, the finished process)."""
+    work = tmp_path_factory.mktemp("cli")
+    sample_set(work / "images", PHOTOS)
+    done = embed("run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--json", cwd=work)
+    return work, done
+
+
+def test_run_json_stdout_is_only_json(ran) -> None:
+    work, done = ran
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # the whole of stdout, nothing else
+    assert report["ok"] is True and report["model"] == "created"
+    assert report["counts"]["embedded"] == len(PHOTOS) and report["counts"]["failed_permanent"] == 4
+    assert report["images_per_second"] > 0
+    assert "created model local.embed.embedding_model" in done.stderr
+
+
+def test_rerun_says_it_embedded_nothing(ran) -> None:
+    work, _ = ran
+    done = embed("run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rows_merged"] == 0 and report["model"] == "kept"
+    assert "nothing new to embed" in done.stderr
+
+
+def test_similar_json_lists_uri_and_distance_nearest_first(ran) -> None:
+    work, _ = ran
+    done = embed(
+        "similar", "images/motorcycle_left.png", "--engine", "local", "--db", "embed.duckdb", "--top-k", "3", "--json",
+        cwd=work,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert [sorted(item) for item in found] == [["distance", "uri"]] * 3
+    assert found[0]["uri"] == (work / "images" / "motorcycle_right.png").as_uri()
+    assert [f["distance"] for f in found] == sorted(f["distance"] for f in found)
+
+
+def test_similar_refuses_an_image_without_embedding(ran) -> None:
+    work, _ = ran
+    done = embed("similar", "images/bad/notes.jpg", "--engine", "local", "--db", "embed.duckdb", "--json", cwd=work)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "has no embedding" in done.stderr and "embed run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_and_status_json_on_the_database(ran) -> None:
+    work, _ = ran
+    done = embed("validate", "--engine", "local", "--db", "embed.duckdb", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and report["dimension"] == 1280 and report["successful_rows"] == len(PHOTOS)
+    done = embed("status", "--engine", "local", "--db", "embed.duckdb", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["pending"] == 0
+
+
+def test_commands_refuse_a_missing_database(tmp_path) -> None:
+    done = embed("validate", "--engine", "local", "--db", "nowhere.duckdb", "--json", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "" and "no embedded database" in done.stderr
+    assert not (tmp_path / "nowhere.duckdb").exists()
