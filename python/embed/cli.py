@@ -6,9 +6,12 @@ instant and never loads google.cloud, torch or duckdb.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Union
 
 import typer
 
@@ -38,35 +41,47 @@ def _opt(flag: str, help_text: str) -> Any:
     return typer.Option(flag, help=help_text, show_default=False)
 
 
-OutputsOpt = Annotated[
-    Optional[Path], _opt("--outputs", "Saved `terraform output -json` (embed under value); terraform is not run.")
-]
-TfDirOpt = Annotated[Optional[Path], _opt("--tf-dir", "Terraform root stack with the outputs (default: terraform).")]
-ProjectIdOpt = Annotated[Optional[str], _opt("--project-id", "Override the project id.")]
-LocationOpt = Annotated[Optional[str], _opt("--location", "Override the BigQuery location.")]
-DatasetIdOpt = Annotated[Optional[str], _opt("--dataset-id", "Override the dataset id.")]
-ConnectionOpt = Annotated[Optional[str], _opt("--connection", "Override the connection (project.location.id).")]
-ServiceAccountOpt = Annotated[
-    Optional[str], _opt("--connection-service-account", "Override the connection's service account.")
-]
-ObjectTableOpt = Annotated[Optional[str], _opt("--object-table", "Override the object table (project.dataset.table).")]
-ModelOpt = Annotated[Optional[str], _opt("--model", "Override the model (project.dataset.model).")]
-ResultsTableOpt = Annotated[
-    Optional[str], _opt("--results-table", "Override the results table (project.dataset.table).")
-]
-EndpointOpt = Annotated[Optional[str], _opt("--endpoint", "Override the model endpoint.")]
-BatchSizeOpt = Annotated[Optional[int], _opt("--batch-size", "Objects per job (default: 500; at most 216,000).")]
-MaxRetriesOpt = Annotated[Optional[int], _opt("--max-retries", "Retry rounds for retryable failures (default: 3).")]
-FlattenOpt = Annotated[
-    Optional[bool],
-    _opt("--flatten-json-output/--no-flatten-json-output", "ARRAY<FLOAT64> embeddings, or JSON (default: flatten)."),
-]
-DimensionOpt = Annotated[
-    Optional[int], _opt("--output-dimensionality", "128, 256, 512 or 1408, images only (default: 1408).")
-]
-StartSecondOpt = Annotated[Optional[float], _opt("--start-second", "Video: first second to embed (default: 0).")]
-EndSecondOpt = Annotated[Optional[float], _opt("--end-second", "Video: last second, at most 120 (default: 120).")]
-IntervalOpt = Annotated[Optional[float], _opt("--interval-seconds", "Video: segment length, 4 to <120 (default: 16).")]
+# Where the settings come from, and the `embed` output's fields: every settings command takes these.
+_SOURCE_OPTIONS: dict[str, Any] = {
+    "outputs": Annotated[
+        Optional[Path], _opt("--outputs", "Saved `terraform output -json` (embed under value); terraform is not run.")
+    ],
+    "tf_dir": Annotated[Optional[Path], _opt("--tf-dir", "Terraform root stack with the outputs (default: terraform).")],
+    "project_id": Annotated[Optional[str], _opt("--project-id", "Override the project id.")],
+    "location": Annotated[Optional[str], _opt("--location", "Override the BigQuery location.")],
+    "dataset_id": Annotated[Optional[str], _opt("--dataset-id", "Override the dataset id.")],
+    "connection": Annotated[Optional[str], _opt("--connection", "Override the connection (project.location.id).")],
+    "connection_service_account": Annotated[
+        Optional[str], _opt("--connection-service-account", "Override the connection's service account.")
+    ],
+    "object_table": Annotated[
+        Optional[str], _opt("--object-table", "Override the object table (project.dataset.table).")
+    ],
+    "model": Annotated[Optional[str], _opt("--model", "Override the model (project.dataset.model).")],
+    "results_table": Annotated[
+        Optional[str], _opt("--results-table", "Override the results table (project.dataset.table).")
+    ],
+    "endpoint": Annotated[Optional[str], _opt("--endpoint", "Override the model endpoint.")],
+}
+# How to run: the Settings fields beyond the output's; a command takes all of them or the ones it names.
+_TUNING_OPTIONS: dict[str, Any] = {
+    "batch_size": Annotated[Optional[int], _opt("--batch-size", "Objects per job (default: 500; at most 216,000).")],
+    "max_retries": Annotated[
+        Optional[int], _opt("--max-retries", "Retry rounds for retryable failures (default: 3).")
+    ],
+    "flatten_json_output": Annotated[
+        Optional[bool],
+        _opt("--flatten-json-output/--no-flatten-json-output", "ARRAY<FLOAT64> embeddings, or JSON (default: flatten)."),
+    ],
+    "output_dimensionality": Annotated[
+        Optional[int], _opt("--output-dimensionality", "128, 256, 512 or 1408, images only (default: 1408).")
+    ],
+    "start_second": Annotated[Optional[float], _opt("--start-second", "Video: first second to embed (default: 0).")],
+    "end_second": Annotated[Optional[float], _opt("--end-second", "Video: last second, at most 120 (default: 120).")],
+    "interval_seconds": Annotated[
+        Optional[float], _opt("--interval-seconds", "Video: segment length, 4 to <120 (default: 16).")
+    ],
+}
 
 
 def _load_settings(
@@ -79,33 +94,63 @@ def _load_settings(
     return load_settings(overrides, outputs_file=outputs, tf_dir=tf_dir, local=local)
 
 
+_Command = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class SettingsFlags:
+    """The settings flags a command was given: the outputs' whereabouts and field overrides (None where not given)."""
+
+    outputs: Optional[Path]
+    tf_dir: Optional[Path]
+    overrides: dict[str, Any]
+
+    def load(self, engine: str = "bigquery") -> "Settings":
+        """The settings these flags select, for ``engine`` (the local engine needs no outputs)."""
+        return _load_settings(self.outputs, self.tf_dir, dict(self.overrides), engine)
+
+
+def settings_options(tuning: Union[bool, tuple[str, ...]] = False) -> Callable[[_Command], _Command]:
+    """Give a command the settings options in place of its ``flags: SettingsFlags`` parameter.
+
+    The command's signature (which typer reads) lists the source options, and all tuning options
+    (``tuning=True``) or the ones named; the command is called with them gathered into ``flags``.
+    """
+    options = dict(_SOURCE_OPTIONS)
+    if tuning is True:
+        options.update(_TUNING_OPTIONS)
+    elif tuning:
+        options.update({name: _TUNING_OPTIONS[name] for name in tuning})
+
+    def decorate(command: _Command) -> _Command:
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index("flags")
+        params[at : at + 1] = [
+            inspect.Parameter(name, params[at].kind, default=None, annotation=annotation)
+            for name, annotation in options.items()
+        ]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name, None) for name in options}
+            flags = SettingsFlags(values.pop("outputs"), values.pop("tf_dir"), values)
+            return command(*args, flags=flags, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
+        return wrapper
+
+    return decorate
+
+
 @app.command("sql")
-def sql_command(
-    outputs: OutputsOpt = None,
-    tf_dir: TfDirOpt = None,
-    project_id: ProjectIdOpt = None,
-    location: LocationOpt = None,
-    dataset_id: DatasetIdOpt = None,
-    connection: ConnectionOpt = None,
-    connection_service_account: ServiceAccountOpt = None,
-    object_table: ObjectTableOpt = None,
-    model: ModelOpt = None,
-    results_table: ResultsTableOpt = None,
-    endpoint: EndpointOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    flatten_json_output: FlattenOpt = None,
-    output_dimensionality: DimensionOpt = None,
-    start_second: StartSecondOpt = None,
-    end_second: EndSecondOpt = None,
-    interval_seconds: IntervalOpt = None,
-) -> None:
+@settings_options(tuning=True)
+def sql_command(flags: SettingsFlags) -> None:
     """Print every statement a run would issue, without running anything."""
-    overrides = dict(locals())  # the settings flags, by field name; None where not given
-    del overrides["outputs"], overrides["tf_dir"]
     from embed import sql
 
-    settings = _load_settings(outputs, tf_dir, overrides)
+    settings = flags.load()
     for statement in sql.run_statements(settings):
         typer.echo(f"-- {statement.name}: {statement.when}\n{statement.sql};\n")
 
@@ -177,14 +222,6 @@ def _run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def _settings_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    """The settings flags among a command's arguments, by field name."""
-    from embed.settings import OUTPUT_FIELDS, Settings
-
-    names = set(OUTPUT_FIELDS) | set(Settings.__dataclass_fields__)
-    return {k: v for k, v in values.items() if k in names}
-
-
 def _print_json(data: object) -> None:
     """Write ``data`` as the only thing on stdout."""
     import json
@@ -200,25 +237,9 @@ def _stderr() -> Any:
 
 
 @app.command("run")
+@settings_options(tuning=True)
 def run_command(
-    outputs: OutputsOpt = None,
-    tf_dir: TfDirOpt = None,
-    project_id: ProjectIdOpt = None,
-    location: LocationOpt = None,
-    dataset_id: DatasetIdOpt = None,
-    connection: ConnectionOpt = None,
-    connection_service_account: ServiceAccountOpt = None,
-    object_table: ObjectTableOpt = None,
-    model: ModelOpt = None,
-    results_table: ResultsTableOpt = None,
-    endpoint: EndpointOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    flatten_json_output: FlattenOpt = None,
-    output_dimensionality: DimensionOpt = None,
-    start_second: StartSecondOpt = None,
-    end_second: EndSecondOpt = None,
-    interval_seconds: IntervalOpt = None,
+    flags: SettingsFlags,
     engine: EngineOpt = "bigquery",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Dry-run every statement and report bytes; run nothing.")
@@ -231,13 +252,12 @@ def run_command(
     images: ImagesOpt = None,
 ) -> None:
     """Create the model, embed new or changed objects, retry retryable failures, and validate."""
-    overrides = _settings_overrides(dict(locals()))
     from contextlib import redirect_stdout
 
     from embed.pipeline import Pipeline
     from embed.summary import RunProgress, run_table, status_table, validation_table
 
-    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    settings = flags.load(engine)
     console = _stderr()
     progress = RunProgress(console)
     runner = _engine(engine, settings, _run_id(), db=db, images=images, need_images=not dry_run)
@@ -263,27 +283,14 @@ def run_command(
 
 
 @app.command("status")
+@settings_options()
 def status_command(
-    outputs: OutputsOpt = None,
-    tf_dir: TfDirOpt = None,
-    project_id: ProjectIdOpt = None,
-    location: LocationOpt = None,
-    dataset_id: DatasetIdOpt = None,
-    connection: ConnectionOpt = None,
-    connection_service_account: ServiceAccountOpt = None,
-    object_table: ObjectTableOpt = None,
-    model: ModelOpt = None,
-    results_table: ResultsTableOpt = None,
-    endpoint: EndpointOpt = None,
-    engine: EngineOpt = "bigquery",
-    json_output: JsonOpt = False,
-    db: DbOpt = None,
+    flags: SettingsFlags, engine: EngineOpt = "bigquery", json_output: JsonOpt = False, db: DbOpt = None
 ) -> None:
     """Count objects embedded, failed (retryable or not) and pending."""
-    overrides = _settings_overrides(dict(locals()))
     from embed.pipeline import read_failures, read_status_counts
 
-    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    settings = flags.load(engine)
     runner = _engine(engine, settings, _run_id(), db=db)
     if runner.schema(settings.results_table) is None:
         message = f"results table {settings.results_table} does not exist yet: run `python -m embed run`."
@@ -311,29 +318,14 @@ def status_command(
 
 
 @app.command("validate")
+@settings_options(tuning=("flatten_json_output", "output_dimensionality"))
 def validate_command(
-    outputs: OutputsOpt = None,
-    tf_dir: TfDirOpt = None,
-    project_id: ProjectIdOpt = None,
-    location: LocationOpt = None,
-    dataset_id: DatasetIdOpt = None,
-    connection: ConnectionOpt = None,
-    connection_service_account: ServiceAccountOpt = None,
-    object_table: ObjectTableOpt = None,
-    model: ModelOpt = None,
-    results_table: ResultsTableOpt = None,
-    endpoint: EndpointOpt = None,
-    flatten_json_output: FlattenOpt = None,
-    output_dimensionality: DimensionOpt = None,
-    engine: EngineOpt = "bigquery",
-    json_output: JsonOpt = False,
-    db: DbOpt = None,
+    flags: SettingsFlags, engine: EngineOpt = "bigquery", json_output: JsonOpt = False, db: DbOpt = None
 ) -> None:
     """Check the results table against the expected schema; exit 1 if it does not match."""
-    overrides = _settings_overrides(dict(locals()))
     from embed.pipeline import validate_results
 
-    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    settings = flags.load(engine)
     report = validate_results(_engine(engine, settings, _run_id(), db=db), settings)
     if json_output:
         _print_json(report.to_dict())
@@ -348,32 +340,23 @@ def validate_command(
 
 
 @app.command("similar")
+@settings_options()
 def similar_command(
     image_uri: str = typer.Argument(
         ..., help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).", show_default=False
     ),
     top_k: Annotated[int, typer.Option("--top-k", help="How many neighbours to list.")] = 5,
-    outputs: OutputsOpt = None,
-    tf_dir: TfDirOpt = None,
-    project_id: ProjectIdOpt = None,
-    location: LocationOpt = None,
-    dataset_id: DatasetIdOpt = None,
-    connection: ConnectionOpt = None,
-    connection_service_account: ServiceAccountOpt = None,
-    object_table: ObjectTableOpt = None,
-    model: ModelOpt = None,
-    results_table: ResultsTableOpt = None,
-    endpoint: EndpointOpt = None,
+    *,
+    flags: SettingsFlags,
     engine: EngineOpt = "bigquery",
     json_output: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
     """List the images nearest to IMAGE_URI by cosine distance (VECTOR_SEARCH over the results table)."""
-    overrides = _settings_overrides(dict(locals()))
     from embed import sql
     from embed.engines.base import StatementError
 
-    settings = _load_settings(outputs, tf_dir, overrides, engine)
+    settings = flags.load(engine)
     if engine == "local" and "://" not in image_uri:
         image_uri = Path(image_uri).absolute().as_uri()
     if not settings.flatten_json_output:
@@ -397,15 +380,10 @@ def similar_command(
         _print_json(neighbours)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"Nearest to {image_uri} (cosine distance)", header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("uri")
-    table.add_column("distance", justify="right")
-    for rank, item in enumerate(neighbours, 1):
-        table.add_row(str(rank), item["uri"], f"{item['distance']:.4f}")
-    Console().print(table)
+    from embed.summary import neighbours_table
+
+    Console().print(neighbours_table(image_uri, neighbours))
 
 
 @app.command("plan-review")
@@ -442,32 +420,12 @@ def plan_review(
 
 
 @app.command("doctor")
-def doctor_command(
-    outputs: OutputsOpt = None,
-    tf_dir: TfDirOpt = None,
-    project_id: ProjectIdOpt = None,
-    location: LocationOpt = None,
-    dataset_id: DatasetIdOpt = None,
-    connection: ConnectionOpt = None,
-    connection_service_account: ServiceAccountOpt = None,
-    object_table: ObjectTableOpt = None,
-    model: ModelOpt = None,
-    results_table: ResultsTableOpt = None,
-    endpoint: EndpointOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    flatten_json_output: FlattenOpt = None,
-    output_dimensionality: DimensionOpt = None,
-    start_second: StartSecondOpt = None,
-    end_second: EndSecondOpt = None,
-    interval_seconds: IntervalOpt = None,
-    json_output: JsonOpt = False,
-) -> None:
+@settings_options(tuning=True)
+def doctor_command(flags: SettingsFlags, json_output: JsonOpt = False) -> None:
     """Preflight: credentials, APIs, permissions, the connection's IAM grant and locations; exit 2 if any is missing."""
-    overrides = _settings_overrides(dict(locals()))
     from embed import doctor
 
-    settings = _load_settings(outputs, tf_dir, overrides)
+    settings = flags.load()
     results = doctor.run_checks(settings)
     if json_output:
         typer.echo(doctor.to_json(results, settings))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from embed.pipeline import PipelineEvent, RunReport, StatusCounts
     from embed.validate import StatusCount, ValidationReport
 
-__all__ = ["RunProgress", "run_table", "status_table", "validation_table"]
+__all__ = ["RunProgress", "neighbours_table", "run_table", "status_table", "validation_table"]
 
 
 class RunProgress:
@@ -141,4 +141,17 @@ def run_table(report: "RunReport") -> "Table":
     table.add_row("images/s", "-" if rate is None else f"{rate:.1f}")
     if report.validation is not None:
         table.add_row("validation", "OK" if report.validation.ok else "[red]FAILED[/red]")
+    return table
+
+
+def neighbours_table(image_uri: str, neighbours: "list[dict[str, Any]]") -> "Table":
+    """The images nearest to ``image_uri``, closest first: rank, uri and cosine distance."""
+    from rich.table import Table
+
+    table = Table(title=f"Nearest to {image_uri} (cosine distance)", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("uri")
+    table.add_column("distance", justify="right")
+    for rank, item in enumerate(neighbours, 1):
+        table.add_row(str(rank), item["uri"], f"{item['distance']:.4f}")
     return table
