@@ -26,8 +26,14 @@ TF_ENV := $(if $(OFFLINE),eval "$$($(PY) -m tests.standin --print-env)" &&,)
 # Offline plans go to build/offline/ so `make apply` never picks up a stand-in plan.
 PLAN_DIR := $(abspath $(if $(OFFLINE),$(BUILD)/offline,$(BUILD)))
 
+# plan, apply and destroy need the stack's variables: a var file, or TF_VAR_* in the environment.
+vars:
+	@test -n "$(TFVARS)" -o -n "$$TF_VAR_project_id" || { \
+	echo "No variables for terraform: cp $(TF_DIR)/terraform.tfvars.example $(TF_DIR)/terraform.tfvars and edit it," >&2; \
+	echo "or pass TFVARS=FILE; \`make plan OFFLINE=1\` plans the example offline." >&2; exit 2; }
+
 .DEFAULT_GOAL := help
-.PHONY: help venv init plan apply destroy fmt lint test demo clean
+.PHONY: help venv vars init plan apply destroy fmt lint test demo clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-9s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,19 +55,19 @@ ifneq ($(OFFLINE),)
 endif
 	$(TF_ENV) $(TF) init -input=false
 
-plan: init $(STAMP) ## Plan to build/plan.tfplan, plan.json and the review plan.md (OFFLINE=1: build/offline/)
+plan: vars init $(STAMP) ## Plan to build/plan.tfplan, plan.json and the review plan.md (OFFLINE=1: build/offline/)
 	mkdir -p $(PLAN_DIR)
 	$(TF_ENV) $(TF) plan -input=false $(VAR_FILE) -out=$(PLAN_DIR)/plan.tfplan
 	$(TF_ENV) $(TF) show -json $(PLAN_DIR)/plan.tfplan > $(PLAN_DIR)/plan.json
 	$(PY) -m embed plan-review $(PLAN_DIR)/plan.json --output $(PLAN_DIR)/plan.md $(if $(FAIL_ON_DATA_LOSS),--fail-on-data-loss)
 	@echo "Review written to $(PLAN_DIR)/plan.md"
 
-apply: init ## Apply the stack (uses build/plan.tfplan when `make plan` wrote one)
+apply: vars init ## Apply the stack (uses build/plan.tfplan when `make plan` wrote one)
 	@test -z "$(OFFLINE)" || { echo "The offline stand-in provider only plans; run apply without OFFLINE." >&2; exit 2; }
 	if [ -f $(BUILD)/plan.tfplan ]; then $(TF) apply -input=false $(abspath $(BUILD))/plan.tfplan && rm -f $(BUILD)/plan.tfplan; \
 	else $(TF) apply -input=false $(VAR_FILE); fi
 
-destroy: init ## Destroy the stack (the dataset refuses while it holds tables, unless allowed)
+destroy: vars init ## Destroy the stack (the dataset refuses while it holds tables, unless allowed)
 	@test -z "$(OFFLINE)" || { echo "The offline stand-in provider only plans; run destroy without OFFLINE." >&2; exit 2; }
 	$(TF) destroy -input=false $(VAR_FILE)
 
