@@ -31,8 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.venvs import tool_venv, tool_venv_ready, venv_bin
 
 __all__ = ["terraform_env", "build_standin", "Build", "MODES", "PROVIDER_VERSION"]
 
@@ -41,10 +44,10 @@ PROVIDER_SOURCE = "registry.terraform.io/hashicorp/google"
 PROVIDER_VERSION = "6.50.0"  # the google provider version cdktf generated 16.12.1 from
 TF_REQUIREMENT = "tf==1.2.0"
 
+_VENV = "tfprovider"  # the provider runs from its own venv: tf pins a protobuf older than the kit's
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE = REPO / ".cache" / "standin"
-VENV = REPO / ".cache" / "venvs" / "tfprovider"
 WHEELS = CACHE / "wheels"
 BUILDS = CACHE / "builds"
 # Files whose content decides what a build contains.
@@ -102,49 +105,6 @@ def _file_sha256(path: Path) -> str:
     digest = h.hexdigest()
     stamp.write_text(f"{tag} {digest}")
     return digest
-
-
-def _venv_python() -> Path:
-    return VENV / "bin" / "python"
-
-
-def _venv_stamp() -> Path:
-    return VENV / ".standin-requirement"
-
-
-def _venv_want() -> str:
-    return f"{TF_REQUIREMENT} python {sys.version.split()[0]}"
-
-
-def _venv_ready() -> bool:
-    try:
-        return _venv_python().exists() and _venv_stamp().read_text() == _venv_want()
-    except OSError:
-        return False
-
-
-def _start_venv() -> subprocess.Popen | None:
-    """Start (re)creating the provider virtualenv in the background; None if it is ready."""
-    if _venv_ready():
-        return None
-    _log(f"creating provider virtualenv {VENV} with {TF_REQUIREMENT}")
-    shutil.rmtree(VENV, ignore_errors=True)
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    py = shlex.quote(str(_venv_python()))
-    script = (
-        f"{shlex.quote(sys.executable)} -m venv {shlex.quote(str(VENV))} && "
-        f"{py} -m pip install --disable-pip-version-check -q {shlex.quote(TF_REQUIREMENT)}"
-    )
-    return subprocess.Popen(["/bin/sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _finish_venv(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    out, _ = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"creating the provider virtualenv failed ({proc.returncode}):\n{out}")
-    _venv_stamp().write_text(_venv_want())
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -221,7 +181,7 @@ def _write_build(root: Path, key: str, wheel: Path) -> None:
     exe.write_text(
         "#!/bin/sh\n"
         f"# embed-kit offline stand-in for {PROVIDER_SOURCE} {PROVIDER_VERSION} (plan only), build {key}\n"
-        f"exec {shlex.quote(str(_venv_python()))} -I {shlex.quote(str(final / 'server.py'))} \"$@\"\n"
+        f"exec {shlex.quote(str(venv_bin(_VENV) / 'python'))} -I {shlex.quote(str(final / 'server.py'))} \"$@\"\n"
     )
     exe.chmod(0o755)
     (root / "terraformrc").write_text(
@@ -243,15 +203,17 @@ def build_standin() -> Build:
     wheel = ensure_wheel()
     key = _build_key(wheel)
     build = Build(key, BUILDS / key)
-    if (build.root / "complete").exists() and _venv_ready():
+    if (build.root / "complete").exists() and tool_venv_ready(_VENV, [TF_REQUIREMENT]):
         return build
     BUILDS.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (build.root / "complete").exists() and _venv_ready():
+        if (build.root / "complete").exists() and tool_venv_ready(_VENV, [TF_REQUIREMENT]):
             return build
         t0 = time.monotonic()
-        venv = _start_venv()
+        # The provider's own venv builds while the schema is generated.
+        pool = ThreadPoolExecutor(1)
+        venv = pool.submit(tool_venv, _VENV, [TF_REQUIREMENT])
         try:
             if not (build.root / "complete").exists():
                 tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=BUILDS))
@@ -263,7 +225,8 @@ def build_standin() -> Build:
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
         finally:
-            _finish_venv(venv)
+            pool.shutdown()
+        venv.result()
         (build.root / "complete").write_text(key)
         for old in BUILDS.iterdir():  # earlier builds (other generator or wheel)
             if old.name != key:
