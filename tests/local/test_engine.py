@@ -10,6 +10,8 @@ import pytest
 from embed import sql
 from embed.engines.base import StatementError
 from embed.engines.local.engine import LocalEngine
+from embed.engines.local.models.faults import FaultInjector
+from embed.engines.local.objects import uri_of
 from embed.pipeline import validate_results
 from embed.settings import load_settings
 from embed.sql import RETRYABLE_PREFIX
@@ -151,18 +153,29 @@ def test_a_changed_file_is_embedded_again(tmp_path) -> None:
     assert after["attempts"] == 1 and report.ok and report.counts.embedded == 2
 
 
+def _seed_with_faults(folder: Path, fraction: float, at_least: int) -> int:
+    """A seed whose first attempt fails at least ``at_least`` of the files under ``folder``.
+
+    Fault decisions depend on each file's uri, which holds the test's temporary path; picking
+    the seed with the injector's own rule keeps the test from depending on where it runs.
+    """
+    uris = [uri_of(p) for p in sorted(folder.rglob("*")) if p.is_file()]
+    return next(s for s in range(1000) if sum(FaultInjector(fraction, s).fails(u) for u in uris) >= at_least)
+
+
 def test_injected_retryable_faults_are_all_retried_to_success(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("EMBED_LOCAL_FAULTS", "retryable:0.3,seed:7")
     photos = (*PHOTOS, *MORE_PHOTOS)
+    folder = sample_set(tmp_path / "images", photos, bad=False)
+    monkeypatch.setenv("EMBED_LOCAL_FAULTS", f"retryable:0.3,seed:{_seed_with_faults(folder, 0.3, 2)}")
     settings = local_settings(max_retries=8)
-    local = LocalRun(sample_set(tmp_path / "images", photos, bad=False), tmp_path / "embed.duckdb", settings)
+    local = LocalRun(folder, tmp_path / "embed.duckdb", settings)
     report, sent = local.sent_during(retry_delay=0.0)
     assert 1 <= report.retries <= settings.max_retries
     assert report.retried_rows == len(sent) - len(photos) > 0  # every row sent again was a retry
     # The pipeline stops a run's retries at a round without progress (a lone row failing again has odds
     # 0.3), keeping the row for the next run, which retries it: a bounded number of runs ends the faults.
     runs = 1
-    while report.counts.failed_retryable and runs < 4:
+    while report.counts.failed_retryable and runs < 10:
         report, again = local.sent_during(retry_delay=0.0)
         assert report.rows_merged == 0 and 1 <= report.retries <= settings.max_retries
         assert set(again) <= set(sent)

@@ -92,12 +92,23 @@ class Catalog:
         return {r[0]: ObjectFile(r[0], r[1], r[2], r[3], r[4], r[1]) for r in rows}
 
     def cache_files(self, files: list[ObjectFile], known: dict[str, ObjectFile]) -> None:
-        """Remember the hashes of ``files`` that ``known`` did not already hold as they are."""
+        """Remember the hashes of ``files`` that ``known`` did not already hold as they are (one bulk upsert)."""
+        import pyarrow as pa
+
         fresh = [f for f in files if known.get(f.uri) != f]
-        if fresh:
-            for f in fresh:
-                run(
-                    self.con,
-                    f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".object_files VALUES (?, ?, ?, ?, ?)',
-                    [f.uri, f.generation, f.content_type, f.size, f.md5_hash],
-                )
+        if not fresh:
+            return
+        rows = pa.table(
+            {
+                "uri": [f.uri for f in fresh],
+                "generation": pa.array([f.generation for f in fresh], pa.int64()),
+                "content_type": [f.content_type for f in fresh],
+                "size": pa.array([f.size for f in fresh], pa.int64()),
+                "md5_hash": [f.md5_hash for f in fresh],
+            }
+        )
+        self.con.register("__embed_fresh_files", rows)
+        try:
+            run(self.con, f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".object_files SELECT * FROM __embed_fresh_files')
+        finally:
+            self.con.unregister("__embed_fresh_files")
