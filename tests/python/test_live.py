@@ -106,3 +106,24 @@ def test_live_schema_and_missing_objects() -> None:
     assert {c.name: c.type for c in columns}["word_count"] == "INT64"
     assert engine.schema(TableRef(PROJECT, "embed_kit_no_such_dataset", "t")) is None
     assert engine.model_endpoint(ModelRef(PROJECT, "embed_kit_no_such_dataset", "m")) is None
+
+
+@pytest.mark.skipif(not OUTPUTS, reason="EMBED_LIVE_OUTPUTS is not set: the whole flow needs an applied stack's outputs")
+def test_live_whole_flow_run_rerun_validate() -> None:
+    """`embed run` on the applied stack, then a re-run that embeds nothing new, then `embed validate`."""
+    import json
+    import subprocess
+    import sys
+
+    def embed(*args: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "embed", *args, "--outputs", OUTPUTS, "--json"], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    first = embed("run")
+    assert first["validation"]["ok"] and first["counts"]["objects"] > 0
+    again = embed("run")
+    assert again["rows_merged"] == 0 and again["counts"]["embedded"] == first["counts"]["embedded"]
+    assert embed("validate")["ok"]
