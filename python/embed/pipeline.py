@@ -17,7 +17,7 @@ from embed.engines.base import Engine, QueryResult, StatementError
 from embed.errors import EmbedError
 from embed.schema import ExpectedSchema, expected_schema
 from embed.settings import Settings
-from embed.validate import StatusCount, ValidationReport, validate
+from embed.validate import StatusCount, ValidationReport, check_columns, validate
 
 __all__ = [
     "DEFAULT_IAM_WAIT",
@@ -269,6 +269,12 @@ class Pipeline:
             return "created"
         if _same_endpoint(existing, s.endpoint):
             return "kept"
+        if not existing:
+            raise EmbedError(
+                f"model {s.model} exists but is not a remote model: the kit would replace it with the"
+                f" {s.endpoint} remote model. Point `model` (--model) at another name, or drop that model first.",
+                2,
+            )
         self._execute("replace_model", sql.replace_model(s), wait_for_iam=True)
         self.say(f"replaced model {s.model}: its endpoint was {existing!r}, the settings say {s.endpoint!r}")
         return "replaced"
@@ -276,12 +282,26 @@ class Pipeline:
     def ensure_results_table(self) -> None:
         """Create the results table if it does not exist."""
         try:
-            exists = self.engine.schema(self.settings.results_table) is not None
+            columns = self.engine.schema(self.settings.results_table)
         except StatementError as exc:
             raise _refused("reading the results table", exc) from None
-        if not exists:
+        if columns is None:
             self._execute("create_results_table", sql.create_results_table(self.settings))
             self.say(f"created results table {self.settings.results_table}")
+            return
+        # Embedding into a table the MERGE cannot write would spend model calls and then fail.
+        missing, mistyped, _ = check_columns(columns, expected_schema(self.settings))
+        if missing or mistyped:
+            problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + [
+                f"column {p.name} is {p.found}, expected {p.expected}" for p in mistyped
+            ]
+            raise EmbedError(
+                f"results table {self.settings.results_table} does not have the schema the kit writes: "
+                + "; ".join(problems)
+                + ". Nothing was embedded. Check the settings (e.g. --no-flatten-json-output) match the table,"
+                " or pass another --results-table; `python -m embed validate` shows the table's state.",
+                2,
+            )
 
     def _merge(self, name: str, statement: str) -> int:
         """Run one embedding MERGE (and prune stale video segments); return rows it merged."""

@@ -117,6 +117,12 @@ def _check_consistency(s: Settings) -> None:
                 " ML.GENERATE_EMBEDDING requires. Fix the `embed` output or the override.",
                 2,
             )
+    if str(s.results_table) == str(s.object_table):
+        raise EmbedError(
+            f"results_table {str(s.results_table)!r} is the object table: the embeddings need a table of their own"
+            " (the object table lists the images and is rebuilt from them). Give results_table another name.",
+            2,
+        )
     if s.connection.location.lower() != s.location.lower():
         raise EmbedError(
             f"connection {str(s.connection)!r} is in location {s.connection.location!r} but the dataset is in"

@@ -255,3 +255,23 @@ def test_dry_run_does_not_call_the_model(tmp_path) -> None:
     local.engine.execute(sql.create_results_table(local.settings))
     assert local.engine.execute(sql.embed_batch(local.settings), dry_run=True).affected_rows is None
     assert local.model.sent == [] and local.results() == {}
+
+
+def test_image_folders_are_never_registered_over_a_regular_table(tmp_path) -> None:
+    import duckdb
+
+    from embed.errors import EmbedError
+    from embed.identifiers import TableRef
+
+    db = tmp_path / "embed.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute('CREATE SCHEMA "local__embed"')
+    con.execute('CREATE TABLE "local__embed".image_embeddings (uri VARCHAR, attempts BIGINT)')
+    con.execute("INSERT INTO \"local__embed\".image_embeddings VALUES ('file:///kept.png', 1)")
+    con.close()
+    (tmp_path / "images").mkdir()
+    with pytest.raises(EmbedError, match="not an object table"):
+        LocalEngine(db, [tmp_path / "images"], object_table=TableRef("local", "embed", "image_embeddings"))
+    con = duckdb.connect(str(db))
+    assert con.execute('SELECT uri FROM "local__embed".image_embeddings').fetchall() == [("file:///kept.png",)]
+    con.close()

@@ -278,3 +278,30 @@ def test_dry_run_skips_statements_needing_missing_objects(example_settings) -> N
     assert not report.ok
     assert [c.name for c in report.dry_run if c.error] == ["create_model"]
     assert {c.name for c in report.dry_run if c.skipped} >= {"embed_batch", "status_counts", "read_results"}
+
+
+def test_existing_results_table_with_another_schema_is_refused_before_embedding(example_settings) -> None:
+    settings = example_settings()
+    wrong = (columns_of(expected_schema(settings))[0],)  # only uri
+    engine = engine_for(settings, endpoint=settings.endpoint, table=wrong)
+    with pytest.raises(EmbedError, match="does not have the schema the kit writes") as info:
+        pipeline(engine, settings).run()
+    assert "generation" in str(info.value) and "embed validate" in str(info.value)
+    assert engine.named("embed_batch") == [] and engine.named("create_results_table") == []
+
+
+def test_existing_json_results_refused_when_settings_flatten(example_settings) -> None:
+    settings = example_settings()
+    json_table = columns_of(expected_schema(settings, flatten_json_output=False))
+    engine = engine_for(settings, endpoint=settings.endpoint, table=json_table)
+    with pytest.raises(EmbedError, match="ml_generate_embedding_result"):
+        pipeline(engine, settings).run()
+    assert engine.named("embed_batch") == []
+
+
+def test_existing_model_that_is_not_remote_is_not_replaced(example_settings) -> None:
+    settings = example_settings()
+    engine = engine_for(settings, endpoint="")  # a model there, but not a remote one
+    with pytest.raises(EmbedError, match="not a remote model"):
+        pipeline(engine, settings).run()
+    assert engine.named("replace_model") == [] and engine.named("create_model") == []

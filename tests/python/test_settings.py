@@ -374,3 +374,9 @@ def test_real_terraform_without_state_says_apply_first(tmp_path) -> None:
     (tmp_path / "main.tf").write_text("", encoding="utf-8")
     message = refused(lambda: load_settings(tf_dir=tmp_path, environ={}))
     assert "no `embed` output" in message and "make apply" in message
+
+
+def test_results_table_that_is_the_object_table_is_refused() -> None:
+    # The local engine rebuilds an object table from its folders: the embeddings would be wiped.
+    with pytest.raises(EmbedError, match="results_table .* is the object table"):
+        load_settings({"results_table": "local.embed.images"}, local=True, environ={})

@@ -102,10 +102,10 @@ class LocalEngine:
         if missing:
             raise EmbedError(f"image folder(s) not found: {', '.join(missing)}. Pass existing folders to --images.", 2)
         db_path = Path(db_path)
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
             self.con: "duckdb.DuckDBPyConnection" = duckdb.connect(str(db_path))
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
             raise EmbedError(f"cannot open the embedded database {str(db_path)!r}: {exc}", 2) from None
         self.db_path = db_path
         self.default_project = default_project
@@ -113,10 +113,29 @@ class LocalEngine:
         if images:
             if object_table is None:
                 raise EmbedError("an object table name is needed to register image folders", 2)
+            self._check_not_a_table(str(object_table))
             self.catalog.put_object_table(str(object_table), [Path(p) for p in images])
         self._load_model = load_model
         self._names = itertools.count(1)
         self.stats = EmbeddingStats()
+
+    def _check_not_a_table(self, name: str) -> None:
+        """Refuse to make ``name`` an object table when it is a table of another kind (it would be rebuilt)."""
+        if name in self.catalog.object_tables():
+            return
+        schema, table = self._duck_name(name)
+        found = run(
+            self.con,
+            "SELECT 1 FROM information_schema.tables"
+            " WHERE lower(table_schema) = lower(?) AND lower(table_name) = lower(?)",
+            [schema, table],
+        )
+        if found:
+            raise EmbedError(
+                f"{name} already exists in {str(self.db_path)!r} and is not an object table: the image folders"
+                " would replace its rows. Pass another --object-table, or another --db.",
+                2,
+            )
 
     def close(self) -> None:
         """Close the database."""
