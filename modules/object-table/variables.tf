@@ -3,8 +3,8 @@ variable "project_id" {
   type        = string
   nullable    = false
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
-    error_message = "var.project_id must be a project id (6-30 characters: lowercase letters, digits and hyphens, starting with a letter)."
+    condition     = can(regex("^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "var.project_id must be a project id (6-30 characters: lowercase letters, digits and hyphens, starting with a letter), optionally domain-scoped as example.com:my-project."
   }
 }
 
@@ -47,7 +47,7 @@ variable "connection" {
   validation {
     condition = (
       can(regex("^projects/[^/]+/locations/[^/]+/connections/[a-zA-Z0-9_-]+$", var.connection.id)) ||
-      can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[a-zA-Z0-9-]+\\.[a-zA-Z0-9_-]+$", var.connection.id))
+      can(regex("^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[a-zA-Z0-9-]+\\.[a-zA-Z0-9_-]+$", var.connection.id))
     )
     error_message = "var.connection.id must be projects/PROJECT/locations/LOCATION/connections/ID or PROJECT.LOCATION.ID."
   }
