@@ -52,6 +52,9 @@ ifneq ($(OFFLINE),)
 	rm -rf $(BUILD)/offline && mkdir -p $(BUILD)/offline
 	cp -R modules $(TF_DIR) $(BUILD)/offline/
 	rm -rf $(BUILD)/offline/*/.terraform $(BUILD)/offline/*/.terraform.lock.hcl
+	# Plan the var file alone, against no state and no remote backend (a backend "gcs" needs credentials).
+	cd $(WORKDIR) && rm -f terraform.tfvars terraform.tfvars.json *.auto.tfvars *.auto.tfvars.json *.tfstate *.tfstate.backup
+	printf 'terraform {\n  backend "local" {}\n}\n' > $(WORKDIR)/offline_override.tf
 endif
 	$(TF_ENV) $(TF) init -input=false
 

@@ -174,7 +174,13 @@ def tf_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ignore = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "*.tfplan", "terraform.tfvars")
     for name in ("modules", "terraform"):
         shutil.copytree(REPO / name, root / name, ignore=ignore)
+    use_local_backend(root / "terraform")
     return root
+
+
+def use_local_backend(folder: Path) -> None:
+    """Override any backend block (e.g. a team's ``backend "gcs"``, which needs credentials) with a local one."""
+    (folder / "zz_tests_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,13 @@ the plan must fail with TEXT in terraform's diagnostics. ``<target>`` is
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import tftest
 
-from tests.terraform.conftest import CASES, check_inventory, load_yaml, terraform_message
+from tests.terraform.conftest import CASES, check_inventory, load_yaml, terraform_message, use_local_backend
 
 EXPECT_ERROR = re.compile(r"^#\s*expect-error:\s*(.+?)\s*$", re.MULTILINE)
 
@@ -48,3 +49,13 @@ def test_every_target_has_cases() -> None:
     targets = {p.parent.name for p in CASES.glob("*/*.tfvars")}
     modules = {p.name for p in (CASES.parents[1] / "modules").iterdir() if (p / "main.tf").is_file()}
     assert modules | {"root"} <= targets, f"no plan cases for {sorted(modules | {'root'} - targets)}"
+
+
+def test_a_remote_backend_does_not_break_offline_plans(plan_runner, tf_workspace: Path) -> None:
+    # The README asks teams to add terraform/backend.tf with a gcs backend; plans must stay offline.
+    folder = tf_workspace / "with-backend"
+    shutil.copytree(tf_workspace / "terraform", folder)
+    (folder / "backend.tf").write_text('terraform {\n  backend "gcs" {\n    bucket = "my-tf-state"\n  }\n}\n')
+    use_local_backend(folder)
+    result = plan_runner.plan(folder, [CASES / "root" / "basic.tfvars"])
+    assert result.counts["google_bigquery_connection"] == 1
