@@ -29,7 +29,7 @@ from embed.engines.local.functions import (
     literal_value,
     vector_search_sql,
 )
-from embed.engines.local.objects import scan, to_arrow
+from embed.engines.local.objects import ObjectFile, scan, to_arrow
 from embed.errors import EmbedError
 from embed.identifiers import ModelRef, TableRef
 
@@ -117,6 +117,9 @@ class LocalEngine:
             self.catalog.put_object_table(str(object_table), [Path(p) for p in images])
         self._load_model = load_model
         self._names = itertools.count(1)
+        # Object-table refreshes: file hashes (read from the catalog once) and each table's last listing.
+        self._known_files: Optional[dict[str, ObjectFile]] = None
+        self._listings: dict[str, list[ObjectFile]] = {}
         self.stats = EmbeddingStats()
 
     def _check_not_a_table(self, name: str) -> None:
@@ -411,9 +414,13 @@ class LocalEngine:
         roots = self.catalog.object_tables().get(name)
         if not roots or not all(r.exists() for r in roots):
             return
-        known = self.catalog.cached_files()
-        files = scan(roots, known)
-        self.catalog.cache_files(files, known)
+        if self._known_files is None:
+            self._known_files = self.catalog.cached_files()
+        files = scan(roots, self._known_files)
+        if self._listings.get(name) == files:
+            return  # no file added, removed or changed since this engine last built the table
+        self.catalog.cache_files(files, self._known_files)
+        self._known_files.update((f.uri, f) for f in files)
         schema, table = self._duck_name(name)
         run(self.con, f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         staging = f"__embed_objects_{next(self._names)}"
@@ -422,6 +429,7 @@ class LocalEngine:
             run(self.con, f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT * FROM {staging}')
         finally:
             self.con.unregister(staging)
+        self._listings[name] = files
 
     def _create_schemas(self, tree: "exp.Expression") -> None:
         """Create the DuckDB schema (the BigQuery dataset) a CREATE statement writes into."""
