@@ -275,9 +275,10 @@ def run_command(
 
         out = Console()
         out.print(run_table(report))
-        if report.validation is not None:
+        if report.dry_run is None:
             out.print(status_table(report.counts, report.failures))
-            out.print(validation_table(report.validation))
+        if report.validation is not None:
+            out.print(validation_table(report.validation, failures=False))  # the status table lists them
     if not report.ok:
         raise typer.Exit(2 if dry_run else 1)
 

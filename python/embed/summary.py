@@ -70,7 +70,7 @@ def _table(title: str) -> "Table":
     """A two-column table."""
     from rich.table import Table
 
-    table = Table(title=title, show_header=True, header_style="bold")
+    table = Table(title=title, show_header=False)
     table.add_column("")
     table.add_column("", justify="right")
     return table
@@ -97,15 +97,16 @@ def status_table(counts: "StatusCounts", failures: "tuple[StatusCount, ...]" = (
     return table
 
 
-def validation_table(report: "ValidationReport") -> "Table":
-    """Validation outcome: counts, then each problem."""
+def validation_table(report: "ValidationReport", failures: bool = True) -> "Table":
+    """Validation outcome: counts, failed rows by status (unless ``failures`` is False), then each problem."""
     from rich.text import Text
 
     table = _table(f"Validation of {report.table}: {'OK' if report.ok else 'FAILED'}")
     table.add_row("rows", f"{report.rows:,}")
     table.add_row("successful rows", f"{report.successful_rows:,}")
     table.add_row(f"malformed successful rows (dimension {report.dimension})", f"{report.malformed_rows:,}")
-    _failure_rows(table, report.failures)
+    if failures:
+        _failure_rows(table, report.failures)
     for problem in report.problems():
         table.add_row(Text(problem, style="red"), "")
     for example in report.examples:
@@ -114,7 +115,7 @@ def validation_table(report: "ValidationReport") -> "Table":
 
 
 def run_table(report: "RunReport") -> "Table":
-    """What a run did: model, batches, retries, counts, time."""
+    """What a run did: model, batches, retries, time (the objects' counts are in :func:`status_table`)."""
     from rich.text import Text
 
     table = _table("Run")
@@ -132,10 +133,6 @@ def run_table(report: "RunReport") -> "Table":
     table.add_row("batches", f"{report.batches:,}")
     table.add_row("rows merged", f"{report.rows_merged:,}")
     table.add_row("retries", f"{report.retries:,}")
-    table.add_row("embedded objects", f"{report.counts.embedded:,}")
-    table.add_row("failed, retryable", f"{report.counts.failed_retryable:,}")
-    table.add_row("failed, not retryable", f"{report.counts.failed_permanent:,}")
-    table.add_row("pending", f"{report.counts.pending:,}")
     table.add_row("elapsed", f"{report.elapsed:.1f}s")
     rate = report.images_per_second
     table.add_row("images/s", "-" if rate is None else f"{rate:.1f}")
