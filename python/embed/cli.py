@@ -152,7 +152,8 @@ def sql_command(flags: SettingsFlags) -> None:
 
     settings = flags.load()
     for statement in sql.run_statements(settings):
-        typer.echo(f"-- {statement.name}: {statement.when}\n{statement.sql};\n")
+        params = "".join(f"\n--   @{p.name} {p.type}" for p in statement.params)
+        typer.echo(f"-- {statement.name}: {statement.when}{params}\n{statement.sql};\n")
 
 
 EngineOpt = Annotated[
@@ -172,6 +173,9 @@ ImagesOpt = Annotated[
                  show_default=False),
 ]
 ENGINES = ("bigquery", "local")
+# The embedded engine's model calls cost nothing and its faults are injected: retry rounds need no long wait.
+_LOCAL_RETRY_DELAY = 1.0
+_LOCAL_BILLING = "estimated by BigQuery's documented on-demand rules (the embedded engine bills nothing)"
 
 
 def _engine(
@@ -214,12 +218,11 @@ def _engine(
     return connect(settings, run_id)
 
 
-def _run_id() -> str:
-    """A run id usable as a BigQuery label value: UTC time and a random suffix."""
-    import secrets
-    import time
+def _new_run_id() -> str:
+    """A fresh run id (labels the jobs a command starts)."""
+    from embed.pipeline import new_run_id
 
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    return new_run_id()
 
 
 def _print_json(data: object) -> None:
@@ -242,26 +245,59 @@ def run_command(
     flags: SettingsFlags,
     engine: EngineOpt = "bigquery",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Dry-run every statement and report bytes; run nothing.")
+        bool, typer.Option("--dry-run", help="Check and price every statement (bytes billed); run nothing.")
     ] = False,
     json_output: JsonOpt = False,
     iam_wait: Annotated[
         float, typer.Option("--iam-wait", help="Seconds to keep retrying while an IAM grant propagates.")
     ] = 600.0,
+    retry_delay: Annotated[
+        Optional[float],
+        typer.Option(
+            "--retry-delay",
+            help="Seconds before the first retry round, doubled each round (default: 15; 1 with --engine local).",
+            show_default=False,
+        ),
+    ] = None,
+    re_embed: Annotated[
+        bool,
+        typer.Option(
+            "--re-embed",
+            help="Embed every object again when the results hold another endpoint or dimension;"
+            " old rows go only once replaced.",
+        ),
+    ] = False,
+    prune_deleted: Annotated[
+        bool, typer.Option("--prune-deleted", help="Remove the results of objects no longer in the object table.")
+    ] = False,
     db: DbOpt = None,
     images: ImagesOpt = None,
 ) -> None:
-    """Create the model, embed new or changed objects, retry retryable failures, and validate."""
+    """Create the model, embed new or changed objects, retry retryable failures, and validate what was written."""
     from contextlib import redirect_stdout
 
-    from embed.pipeline import Pipeline
+    from embed.pipeline import DEFAULT_RETRY_DELAY, Pipeline, new_run_id
     from embed.summary import RunProgress, run_table, status_table, validation_table
 
     settings = flags.load(engine)
     console = _stderr()
     progress = RunProgress(console)
-    runner = _engine(engine, settings, _run_id(), db=db, images=images, need_images=not dry_run)
-    pipeline = Pipeline(runner, settings, progress=progress, iam_wait=iam_wait)
+    run_id = new_run_id()
+    runner = _engine(engine, settings, run_id, db=db, images=images, need_images=not dry_run)
+    local = engine == "local"
+    pipeline = Pipeline(
+        runner,
+        settings,
+        run_id=run_id,
+        progress=progress,
+        iam_wait=iam_wait,
+        retry_delay=retry_delay if retry_delay is not None else (_LOCAL_RETRY_DELAY if local else DEFAULT_RETRY_DELAY),
+        re_embed=re_embed,
+        prune_deleted=prune_deleted,
+        billing=_LOCAL_BILLING if local else "reported by BigQuery",
+    )
+    if not json_output:
+        console.print(f"run {run_id}", highlight=False)
     try:
         # Whatever a library prints while the run goes on is progress, not the result: keep stdout for it.
         with redirect_stdout(sys.stderr):
@@ -292,7 +328,7 @@ def status_command(
     from embed.pipeline import read_failures, read_status_counts
 
     settings = flags.load(engine)
-    runner = _engine(engine, settings, _run_id(), db=db)
+    runner = _engine(engine, settings, _new_run_id(), db=db)
     if runner.schema(settings.results_table) is None:
         message = f"results table {settings.results_table} does not exist yet: run `python -m embed run`."
         if json_output:
@@ -301,7 +337,7 @@ def status_command(
             typer.echo(message)
         return
     counts = read_status_counts(runner, settings)
-    failures = read_failures(runner, settings)
+    failures = read_failures(runner, settings) if counts.failed_retryable or counts.failed_permanent else ()
     if json_output:
         _print_json(
             {
@@ -327,7 +363,7 @@ def validate_command(
     from embed.pipeline import validate_results
 
     settings = flags.load(engine)
-    report = validate_results(_engine(engine, settings, _run_id(), db=db), settings)
+    report = validate_results(_engine(engine, settings, _new_run_id(), db=db), settings)
     if json_output:
         _print_json(report.to_dict())
     else:
@@ -343,9 +379,19 @@ def validate_command(
 @app.command("similar")
 @settings_options()
 def similar_command(
-    image_uri: str = typer.Argument(
-        ..., help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).", show_default=False
-    ),
+    image_uri: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).", show_default=False
+        ),
+    ] = None,
+    text: Annotated[
+        Optional[str],
+        typer.Option(
+            "--text", help="Search by a text description instead (BigQuery: the multimodal model embeds it).",
+            show_default=False,
+        ),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many neighbours to list.")] = 5,
     *,
     flags: SettingsFlags,
@@ -353,24 +399,41 @@ def similar_command(
     json_output: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """List the images nearest to IMAGE_URI by cosine distance (VECTOR_SEARCH over the results table)."""
+    """List the images nearest to IMAGE_URI (or to --text) by cosine distance (VECTOR_SEARCH over the results)."""
     from embed import sql
     from embed.engines.base import StatementError
 
+    if (image_uri is None) == (text is None):
+        raise EmbedError("similar takes an IMAGE_URI or --text \"…\", one of the two.", 2)
     settings = flags.load(engine)
-    if engine == "local" and "://" not in image_uri:
+    if text is not None and engine == "local":
+        raise EmbedError(
+            "--text needs a model that embeds text and images in one space; the embedded engine's local model"
+            " embeds images only. Search by an image (similar PATH), or run on BigQuery.",
+            2,
+        )
+    if image_uri is not None and engine == "local" and "://" not in image_uri:
         image_uri = Path(image_uri).absolute().as_uri()
     if not settings.flatten_json_output:
         raise EmbedError("similar needs ARRAY<FLOAT64> embeddings; the results hold JSON (--no-flatten-json-output).", 2)
-    statement = sql.vector_search(settings, image_uri, top_k)
-    runner = _engine(engine, settings, _run_id(), db=db)
+    if text is not None:
+        statement = sql.text_search(settings, text, top_k)
+    else:
+        statement = sql.vector_search(settings, str(image_uri), top_k)
+    runner = _engine(engine, settings, _new_run_id(), db=db)
     if runner.schema(settings.results_table) is None:
         raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.", 2)
     try:
-        rows = runner.rows(statement).to_pylist()
+        rows = runner.execute(statement).records()
     except StatementError as exc:
-        raise EmbedError(f"vector_search failed: {exc}", 2) from None
+        raise EmbedError(f"{statement.name} failed: {exc}", 2) from None
     if not rows:
+        if text is not None:
+            raise EmbedError(
+                f"no neighbours for {text!r}: the text could not be embedded (at most 32 tokens), or"
+                f" {settings.results_table} holds no embeddings of {settings.endpoint}; see `python -m embed status`.",
+                2,
+            )
         raise EmbedError(
             f"{image_uri} has no embedding in {settings.results_table}: run `python -m embed run` first, and check"
             " `python -m embed status` (a row that failed has no embedding).",
@@ -384,7 +447,7 @@ def similar_command(
 
     from embed.summary import neighbours_table
 
-    Console().print(neighbours_table(image_uri, neighbours))
+    Console().print(neighbours_table(image_uri if text is None else f"text {text!r}", neighbours))
 
 
 @app.command("plan-review")

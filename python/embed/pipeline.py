@@ -1,43 +1,68 @@
-"""A run: make sure the model exists, embed new objects in batches, retry retryable failures, validate.
+"""A run: check the results table's embedding space, make sure the model exists, embed what is new, retry, validate.
 
-The pipeline holds an :class:`~embed.engines.base.Engine` and does not know which one;
-every statement comes from :mod:`embed.sql`. Waiting (``sleep``) and time (``clock``)
-are injectable so the retry and IAM-propagation logic can be driven by tests.
+The pipeline holds an :class:`~embed.engines.base.Engine` and does not know which one; every
+statement comes from :mod:`embed.sql`. Waiting (``sleep``) and time (``clock``, ``now``) are
+injectable so the retry and IAM-propagation logic can be driven by tests.
+
+What a run bills, by BigQuery's on-demand rules (see the README's "What a run costs"):
+
+- one key scan picks the pending objects (new or changed, or never embedded in this space);
+- each batch appends (INSERT, which bills only what it reads: the object table's metadata);
+  batches are sized so that a batch's fixed cost, its object-table scan of at least 10 MB,
+  stays under a quarter of the bytes of the rows it writes;
+- each retry round is one key scan and its batches, each retryable object sent once;
+- at the end, one key scan counts states; superseded rows (changed objects, retried rows)
+  are deleted in at most one statement, only when there are some; and the rows the run wrote
+  are validated by one aggregate query that reads only today's partitions.
+
+A re-run with nothing new reads key columns only, never an embedding.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Sequence
 
 from embed import sql
-from embed.engines.base import Engine, QueryResult, StatementError
+from embed.engines.base import Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError
-from embed.schema import ExpectedSchema, expected_schema
-from embed.settings import Settings
+from embed.schema import ExpectedSchema, dimension_for, expected_schema
+from embed.settings import MAX_BATCH_SIZE, Settings
 from embed.validate import StatusCount, ValidationReport, check_columns, validate
 
 __all__ = [
     "DEFAULT_IAM_WAIT",
+    "DEFAULT_RETRY_DELAY",
+    "FIXED_COST_SHARE",
+    "MIN_BILLED_BYTES",
     "DryRunCheck",
     "Pipeline",
     "PipelineEvent",
     "RunReport",
+    "StatementRun",
     "StatusCounts",
+    "auto_batch_size",
+    "new_run_id",
     "read_failures",
     "read_status_counts",
+    "row_bytes",
     "validate_results",
 ]
 
 DEFAULT_IAM_WAIT = 600.0  # seconds; IAM grants usually propagate in 2 minutes, sometimes 7 or more
+DEFAULT_RETRY_DELAY = 15.0  # seconds before the first retry round; doubled each round
 _IAM_FIRST_DELAY = 10.0
 _IAM_MAX_DELAY = 60.0
-_RETRY_FIRST_DELAY = 15.0
 _RETRY_MAX_DELAY = 300.0
-# Extra embed batches allowed beyond what the pending count needs (objects may arrive mid-run).
-_BATCH_SLACK = 10
+# BigQuery bills at least 10 MB for each table a query references.
+MIN_BILLED_BYTES = 10 * 2**20
+# Auto batch size: a batch's fixed cost (its object-table scan) at most this share of the bytes it writes.
+FIXED_COST_SHARE = 0.25
+# A validation run started before this margin may still own rows: the server clock and ours may differ.
+_CLOCK_MARGIN = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -52,31 +77,38 @@ class PipelineEvent:
 
 @dataclass(frozen=True)
 class StatusCounts:
-    """Objects of the object table by the state of their current version's embedding."""
+    """Objects of the object table by the state of their current version's embedding, and stale rows."""
 
     objects: int = 0
     embedded: int = 0
     failed_retryable: int = 0
     failed_permanent: int = 0
     pending: int = 0
+    deleted: int = 0
+    superseded_rows: int = 0
+    other_space_rows: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """A JSON-ready form."""
-        return {
-            "objects": self.objects,
-            "embedded": self.embedded,
-            "failed_retryable": self.failed_retryable,
-            "failed_permanent": self.failed_permanent,
-            "pending": self.pending,
-        }
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class StatementRun:
+    """One statement a run issued: its job, the bytes billed (or estimated) and the rows it sent to the model."""
+
+    name: str
+    job_id: Optional[str] = None
+    bytes_billed: Optional[int] = None
+    model_rows: int = 0
 
 
 @dataclass(frozen=True)
 class DryRunCheck:
-    """One statement checked by a dry run: bytes it would process, or why it was not checked or failed."""
+    """One statement checked by a dry run: bytes it would bill, or why it was not checked or failed."""
 
     name: str
-    bytes_processed: Optional[int] = None
+    bytes_billed: Optional[int] = None
     skipped: Optional[str] = None
     error: Optional[str] = None
 
@@ -85,18 +117,25 @@ class DryRunCheck:
 class RunReport:
     """What a run did and found."""
 
+    run_id: str = ""
     model_action: str = ""
-    rows_merged: int = 0
+    batch_size: int = 0
+    rows_written: int = 0
+    objects_sent: int = 0
     batches: int = 0
     retries: int = 0
-    retried_rows: int = 0
+    retried_objects: int = 0
+    compacted_rows: int = 0
+    pruned_rows: int = 0
     counts: StatusCounts = field(default_factory=StatusCounts)
     failures: tuple[StatusCount, ...] = ()
     elapsed: float = 0.0
     embedding_seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
+    statements: list[StatementRun] = field(default_factory=list)
     validation: Optional[ValidationReport] = None
     dry_run: Optional[tuple[DryRunCheck, ...]] = None
+    billing: str = "reported by BigQuery"
 
     @property
     def embedded(self) -> int:
@@ -104,43 +143,100 @@ class RunReport:
         return self.counts.embedded
 
     @property
+    def bytes_billed(self) -> int:
+        """Bytes billed by every statement of the run (a dry run: that its statements would bill)."""
+        if self.dry_run is not None:
+            return sum(c.bytes_billed or 0 for c in self.dry_run)
+        return sum(s.bytes_billed or 0 for s in self.statements)
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The jobs the run started, in order (none on the embedded engine)."""
+        return [s.job_id for s in self.statements if s.job_id]
+
+    @property
     def images_per_second(self) -> Optional[float]:
-        """Objects embedded (merged, retries included) per second of embedding statements; None if none ran."""
-        rows = self.rows_merged + self.retried_rows
-        if rows == 0 or self.embedding_seconds <= 0:
+        """Objects sent to the model per second of embedding statements; None if none ran."""
+        if self.objects_sent == 0 or self.embedding_seconds <= 0:
             return None
-        return rows / self.embedding_seconds
+        return self.objects_sent / self.embedding_seconds
 
     @property
     def ok(self) -> bool:
-        """True when validation passed (a dry run: when every checked statement passed)."""
+        """True when the rows the run wrote validated (a dry run: when every checked statement passed)."""
         if self.dry_run is not None:
             return all(check.error is None for check in self.dry_run)
-        return self.validation is not None and self.validation.ok
+        return self.validation is None or self.validation.ok
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form for --json."""
-        out: dict[str, Any] = {"ok": self.ok, "elapsed_seconds": round(self.elapsed, 3), "messages": self.messages}
+        out: dict[str, Any] = {
+            "ok": self.ok,
+            "run_id": self.run_id,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "bytes_billed": self.bytes_billed,
+            "billing": self.billing,
+            "messages": self.messages,
+        }
         if self.dry_run is not None:
             out["dry_run"] = [
-                {"name": c.name, "bytes_processed": c.bytes_processed, "skipped": c.skipped, "error": c.error}
+                {"name": c.name, "bytes_billed": c.bytes_billed, "skipped": c.skipped, "error": c.error}
                 for c in self.dry_run
             ]
             return out
         out |= {
             "model": self.model_action,
             "embedded": self.embedded,
-            "rows_merged": self.rows_merged,
+            "batch_size": self.batch_size,
             "batches": self.batches,
+            "objects_sent": self.objects_sent,
+            "rows_written": self.rows_written,
             "retries": self.retries,
-            "retried_rows": self.retried_rows,
+            "retried_objects": self.retried_objects,
+            "compacted_rows": self.compacted_rows,
+            "pruned_rows": self.pruned_rows,
             "embedding_seconds": round(self.embedding_seconds, 3),
             "images_per_second": None if self.images_per_second is None else round(self.images_per_second, 1),
             "counts": self.counts.to_dict(),
             "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in self.failures],
             "validation": self.validation.to_dict() if self.validation is not None else None,
+            "jobs": [
+                {"name": s.name, "job_id": s.job_id, "bytes_billed": s.bytes_billed, "model_rows": s.model_rows}
+                for s in self.statements
+            ],
         }
         return out
+
+
+def new_run_id() -> str:
+    """A run id usable as a BigQuery label value: UTC time and a random suffix."""
+    import secrets
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def row_bytes(settings: Settings) -> int:
+    """About how many bytes one result row weighs, by BigQuery's logical sizes (its embedding dominates)."""
+    dimension = dimension_for(settings.endpoint, settings.output_dimensionality)
+    # FLOAT64 elements are 8 bytes; a JSON vector is text, about 20 bytes an element.
+    per_value = 8 if settings.flatten_json_output else 20
+    return dimension * per_value + 256
+
+
+def auto_batch_size(pending: int, fixed_bytes: int, row: int) -> int:
+    """Objects per batch so one batch's ``fixed_bytes`` are at most FIXED_COST_SHARE of its rows' bytes.
+
+    At most MAX_BATCH_SIZE (the rows-per-job quota); the batches are then evened out, never below
+    that size (1,500 pending objects at a size of 1,000 make one batch, not 1,000 and 500).
+    """
+    if pending <= 0:
+        return 1
+    fixed = max(fixed_bytes, MIN_BILLED_BYTES)
+    size = max(1, math.ceil(fixed / (FIXED_COST_SHARE * row)))
+    batches = max(1, pending // size)
+    if math.ceil(pending / batches) > MAX_BATCH_SIZE:
+        batches = math.ceil(pending / MAX_BATCH_SIZE)
+    return math.ceil(pending / batches)
 
 
 def _refused(name: str, error: StatementError) -> EmbedError:
@@ -148,47 +244,57 @@ def _refused(name: str, error: StatementError) -> EmbedError:
     return EmbedError(f"{name} failed: {error}", 2)
 
 
-def read_status_counts(engine: Engine, settings: Settings) -> StatusCounts:
-    """Counts of embedded, failed and pending objects (runs sql.status_counts)."""
-    try:
-        table = engine.rows(sql.status_counts(settings))
-    except StatementError as exc:
-        raise _refused("status_counts", exc) from None
-    rows = table.to_pylist()
-    if not rows:
-        return StatusCounts()
-    row = rows[0]
+def _first_row(result: QueryResult) -> dict[str, Any]:
+    """The one row of an aggregate query (empty when there is none)."""
+    rows = result.records()
+    return rows[0] if rows else {}
+
+
+def _counts(result: QueryResult) -> StatusCounts:
+    """The row of sql.status_counts."""
+    row = _first_row(result)
     return StatusCounts(**{name: int(row.get(name) or 0) for name in StatusCounts.__dataclass_fields__})
 
 
-def read_failures(engine: Engine, settings: Settings) -> tuple[StatusCount, ...]:
-    """Failed result rows grouped by status (runs sql.failure_summary)."""
+def read_status_counts(engine: Engine, settings: Settings) -> StatusCounts:
+    """Counts of embedded, failed, pending and deleted objects (runs sql.status_counts)."""
     try:
-        table = engine.rows(sql.failure_summary(settings))
+        return _counts(engine.execute(sql.status_counts(settings)))
+    except StatementError as exc:
+        raise _refused("status_counts", exc) from None
+
+
+def _failures(result: QueryResult) -> tuple[StatusCount, ...]:
+    """The rows of sql.failure_summary."""
+    return tuple(StatusCount(str(r["status"]), bool(r["retryable"]), int(r["result_rows"] or 0)) for r in result.records())
+
+
+def read_failures(engine: Engine, settings: Settings) -> tuple[StatusCount, ...]:
+    """Current failed result rows grouped by status (runs sql.failure_summary)."""
+    try:
+        return _failures(engine.execute(sql.failure_summary(settings)))
     except StatementError as exc:
         raise _refused("failure_summary", exc) from None
-    return tuple(
-        StatusCount(str(r["status"]), bool(r["retryable"]), int(r["result_rows"] or 0)) for r in table.to_pylist()
-    )
 
 
 def validate_results(
     engine: Engine, settings: Settings, expected: Optional[ExpectedSchema] = None
 ) -> ValidationReport:
-    """Validate the results table: its schema, and its rows streamed by sql.read_results."""
+    """Validate the whole results table: its schema, then its rows with one aggregate query."""
     expected = expected or expected_schema(settings)
+    table = str(settings.results_table)
     try:
         columns = engine.schema(settings.results_table)
-        rows = engine.iter_rows(sql.read_results(settings)) if columns is not None else None
-        return validate(str(settings.results_table), columns, rows, expected)
+        if columns is None:
+            return validate(table, None, None, expected, endpoint=settings.endpoint)
+        missing, mistyped, _ = check_columns(columns, expected)
+        if missing or mistyped:  # the aggregate query would not even run
+            return validate(table, columns, None, expected, endpoint=settings.endpoint)
+        counts = _first_row(engine.execute(sql.validate_results(settings)))
+        failures = _failures(engine.execute(sql.failure_summary(settings)))
     except StatementError as exc:
-        raise _refused("read_results", exc) from None
-
-
-def _same_endpoint(existing: str, configured: str) -> bool:
-    """True when a model's endpoint (a name, a full Vertex URL, or local/<name>) names ``configured``."""
-    existing = existing.rstrip("/")
-    return existing == configured or existing.rsplit("/", 1)[-1] == configured
+        raise _refused("validate_results", exc) from None
+    return validate(table, columns, counts, expected, endpoint=settings.endpoint, failures=failures)
 
 
 class Pipeline:
@@ -199,22 +305,33 @@ class Pipeline:
         engine: Engine,
         settings: Settings,
         *,
+        run_id: Optional[str] = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
         progress: Optional[Callable[[PipelineEvent], None]] = None,
         iam_wait: float = DEFAULT_IAM_WAIT,
-        retry_delay: float = _RETRY_FIRST_DELAY,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        re_embed: bool = False,
+        prune_deleted: bool = False,
+        billing: str = "reported by BigQuery",
     ) -> None:
         if iam_wait < 0:
             raise EmbedError(f"--iam-wait must be 0 or more seconds, got {iam_wait}.", 2)
+        if retry_delay < 0:
+            raise EmbedError(f"the retry delay must be 0 or more seconds, got {retry_delay}.", 2)
         self.engine = engine
         self.settings = settings
         self.sleep = sleep
         self.clock = clock
+        self.now = now
         self.progress = progress or (lambda event: None)
         self.iam_wait = iam_wait
         self.retry_delay = retry_delay
-        self.report = RunReport()
+        self.re_embed = re_embed
+        self.prune_deleted = prune_deleted
+        self.dimension = dimension_for(settings.endpoint, settings.output_dimensionality)
+        self.report = RunReport(run_id=run_id or new_run_id(), billing=billing)
 
     def say(self, message: str) -> None:
         """Record ``message`` in the report and pass it to the progress callback."""
@@ -223,26 +340,37 @@ class Pipeline:
 
     # --- statements ----------------------------------------------------------------
 
-    def _execute(self, name: str, statement: str, *, wait_for_iam: bool = False) -> QueryResult:
-        """Run a statement; with ``wait_for_iam``, retry IAM-propagation failures for up to iam_wait seconds."""
+    def _execute(self, statement: Statement) -> QueryResult:
+        """Run a statement and record its job and bytes; wait out IAM propagation where the statement can hit it.
+
+        A statement that failed because a grant has not propagated yet was refused before it did
+        anything (no model call was made), so running it again is safe.
+        """
+        wait_for_iam = statement.uses_connection
         deadline = self.clock() + self.iam_wait
         delay = _IAM_FIRST_DELAY
         while True:
             try:
-                return self.engine.execute(statement)
+                result = self.engine.execute(statement)
+                break
             except StatementError as exc:
                 if not (wait_for_iam and exc.propagating):
-                    raise _refused(name, exc) from None
+                    raise _refused(statement.name, exc) from None
                 remaining = deadline - self.clock()
                 if remaining <= 0:
-                    raise self._iam_error(name, exc) from None
+                    raise self._iam_error(statement.name, exc) from None
                 pause = min(delay, remaining)
                 self.say(
-                    f"{name}: the connection's service account cannot use the endpoint yet ({exc}). IAM grants"
-                    f" take minutes to propagate; retrying in {pause:.0f}s ({remaining:.0f}s left of --iam-wait)."
+                    f"{statement.name}: the connection's service account cannot read the objects or use the"
+                    f" endpoint yet ({exc}). IAM grants take minutes to propagate; retrying in {pause:.0f}s"
+                    f" ({remaining:.0f}s left of --iam-wait)."
                 )
                 self.sleep(pause)
                 delay = min(delay * 2, _IAM_MAX_DELAY)
+        self.report.statements.append(
+            StatementRun(statement.name, result.job_id, result.bytes_billed, result.model_rows)
+        )
+        return result
 
     def _iam_error(self, name: str, exc: StatementError) -> EmbedError:
         """The error for an IAM grant that did not propagate within iam_wait."""
@@ -254,42 +382,35 @@ class Pipeline:
             2,
         )
 
-    # --- steps ---------------------------------------------------------------------
+    # --- checks before any model call ------------------------------------------------
 
-    def ensure_model(self) -> str:
-        """Create the model if absent, replace it if its endpoint differs; return what was done."""
-        s = self.settings
+    def check_other_runs(self) -> None:
+        """Refuse while another run's jobs are writing to the same results table."""
+        table = self.settings.results_table
         try:
-            existing = self.engine.model_endpoint(s.model)
+            jobs = self.engine.running_jobs(table)
         except StatementError as exc:
-            raise _refused("reading the model", exc) from None
-        if existing is None:
-            self._execute("create_model", sql.create_model(s), wait_for_iam=True)
-            self.say(f"created model {s.model} (endpoint {s.endpoint})")
-            return "created"
-        if _same_endpoint(existing, s.endpoint):
-            return "kept"
-        if not existing:
+            raise _refused("listing running jobs", exc) from None
+        if jobs:
+            shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
             raise EmbedError(
-                f"model {s.model} exists but is not a remote model: the kit would replace it with the"
-                f" {s.endpoint} remote model. Point `model` (--model) at another name, or drop that model first.",
+                f"another embed run is writing to {table}: job(s) {shown} still running. Two runs would embed"
+                " (and pay for) the same objects. Wait for them to finish (`bq wait JOB_ID`) or cancel them"
+                " (`bq cancel JOB_ID`), then run again.",
                 2,
             )
-        self._execute("replace_model", sql.replace_model(s), wait_for_iam=True)
-        self.say(f"replaced model {s.model}: its endpoint was {existing!r}, the settings say {s.endpoint!r}")
-        return "replaced"
 
-    def ensure_results_table(self) -> None:
-        """Create the results table if it does not exist."""
+    def ensure_results_table(self) -> bool:
+        """Create the results table if it does not exist (True when it was created); refuse one of another shape."""
         try:
             columns = self.engine.schema(self.settings.results_table)
         except StatementError as exc:
             raise _refused("reading the results table", exc) from None
         if columns is None:
-            self._execute("create_results_table", sql.create_results_table(self.settings))
+            self._execute(sql.create_results_table(self.settings))
             self.say(f"created results table {self.settings.results_table}")
-            return
-        # Embedding into a table the MERGE cannot write would spend model calls and then fail.
+            return True
+        # Embedding into a table the INSERT cannot write would spend model calls and then fail.
         missing, mistyped, _ = check_columns(columns, expected_schema(self.settings))
         if missing or mistyped:
             problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + [
@@ -302,104 +423,231 @@ class Pipeline:
                 " or pass another --results-table; `python -m embed validate` shows the table's state.",
                 2,
             )
+        return False
 
-    def _merge(self, name: str, statement: str) -> int:
-        """Run one embedding MERGE (and prune stale video segments); return rows it merged."""
-        started = self.clock()
-        merged = self._execute(name, statement, wait_for_iam=True).affected_rows or 0
-        self.report.embedding_seconds += self.clock() - started
-        if merged and self.settings.is_video:
-            self._execute("prune_superseded", sql.prune_superseded(self.settings))
-        return merged
+    def check_space(self, counts: StatusCounts) -> None:
+        """Refuse to add embeddings of another endpoint or dimension than the table holds (unless re-embedding)."""
+        if not counts.other_space_rows:
+            return
+        s = self.settings
+        others = [
+            r
+            for r in self._execute(sql.embedding_spaces(s)).records()
+            if (r["endpoint"], int(r["dimension"])) != (s.endpoint, self.dimension)
+        ]
+        held = "; ".join(f"{int(r['result_rows']):,} row(s) of {r['endpoint']} ({r['dimension']}-d)" for r in others)
+        if self.re_embed:
+            self.say(
+                f"--re-embed: {s.results_table} holds {held}. Each object is embedded again with {s.endpoint}"
+                f" ({self.dimension}-d); its older rows are removed only once its new row is written."
+            )
+            return
+        raise EmbedError(
+            f"{s.results_table} holds {held}, but the settings embed with {s.endpoint} ({self.dimension}-d):"
+            " vectors of two models or lengths cannot be compared, so nothing was embedded. Pass another"
+            " --results-table for the new embeddings, or set the endpoint and --output-dimensionality back,"
+            " or run with --re-embed to replace every embedding (the old rows are kept until their"
+            " replacements are written).",
+            2,
+        )
 
-    def embed_new(self, pending: int) -> None:
-        """Run embed_batch until a batch merges no rows."""
-        s, r = self.settings, self.report
-        limit = math.ceil(pending / s.batch_size) + _BATCH_SLACK
-        self.progress(PipelineEvent("start", total=pending))
-        statement = sql.embed_batch(s)
-        while True:
-            if r.batches >= limit:
-                self.say(
-                    f"stopped after {r.batches} batches: more than the {pending:,} pending objects needed;"
-                    " objects may be arriving while the run goes on. Run again to continue."
-                )
-                return
-            merged = self._merge("embed_batch", statement)
+    def ensure_model(self) -> str:
+        """Create the model if absent, replace it if its endpoint differs; return what was done."""
+        s = self.settings
+        try:
+            existing = self.engine.model_endpoint(s.model)
+        except StatementError as exc:
+            raise _refused("reading the model", exc) from None
+        if existing is None:
+            self._execute(sql.create_model(s))
+            self.say(f"created model {s.model} (endpoint {s.endpoint})")
+            return "created"
+        if _same_endpoint(existing, s.endpoint):
+            return "kept"
+        if not existing:
+            raise EmbedError(
+                f"model {s.model} exists but is not a remote model: the kit would replace it with the"
+                f" {s.endpoint} remote model. Point `model` (--model) at another name, or drop that model first.",
+                2,
+            )
+        self._execute(sql.replace_model(s))
+        self.say(f"replaced model {s.model}: its endpoint was {existing!r}, the settings say {s.endpoint!r}")
+        return "replaced"
+
+    # --- embedding -----------------------------------------------------------------
+
+    def _batch_size(self, pending: int) -> int:
+        """--batch-size, or the auto size for ``pending`` objects, priced by a dry run of one batch."""
+        if self.settings.batch_size is not None:
+            return self.settings.batch_size
+        fixed = 0
+        try:
+            checked = self.engine.execute(sql.embed_batch(self.settings), dry_run=True)
+            fixed = checked.bytes_billed or checked.bytes_processed or 0
+        except StatementError:
+            pass  # the run's first batch reports the real error; size for the 10 MB minimum meanwhile
+        return auto_batch_size(pending, fixed, row_bytes(self.settings))
+
+    def _embed(self, uris: Sequence[str], prior: Sequence[dict[str, Any]] = ()) -> int:
+        """Embed ``uris`` in batches, each object sent once; ``prior`` are their earlier attempts. Return rows written."""
+        r = self.report
+        if not r.batch_size:
+            r.batch_size = self._batch_size(len(uris))
+        statement = sql.embed_batch(self.settings)
+        attempts = {row["uri"]: row for row in prior}
+        written = 0
+        for start in range(0, len(uris), r.batch_size):
+            chunk = list(uris[start : start + r.batch_size])
+            batch = statement.with_params(
+                uris=chunk,
+                prior_attempts=[
+                    {"uri": u, "generation": attempts[u]["generation"], "attempts": attempts[u]["attempts"]}
+                    for u in chunk
+                    if u in attempts
+                ],
+                run_id=r.run_id,
+            )
+            started = self.clock()
+            result = self._execute(batch)
+            r.embedding_seconds += self.clock() - started
             r.batches += 1
-            if merged == 0:
-                return
-            r.rows_merged += merged
-            self.progress(PipelineEvent("advance", advance=min(merged, s.batch_size)))
+            r.objects_sent += len(chunk)
+            rows = result.affected_rows or 0
+            written += rows
+            r.rows_written += rows
+            self.progress(PipelineEvent("advance", advance=len(chunk)))
+        return written
 
-    def retry_failed(self, counts: StatusCounts) -> StatusCounts:
-        """Retry objects with retryable statuses, with backoff, until none remain, no progress, or max_retries."""
+    def embed_pending(self) -> int:
+        """Embed every object pending in the settings' space, in batches; return how many were pending."""
+        uris = [row["uri"] for row in self._execute(sql.pending_objects(self.settings)).records()]
+        if uris:
+            self.progress(PipelineEvent("start", total=len(uris)))
+            self._embed(uris)
+        return len(uris)
+
+    def _retryable(self) -> list[dict[str, Any]]:
+        """Objects whose current row has a retryable status, oldest attempt first."""
+        return self._execute(sql.retryable_objects(self.settings)).records()
+
+    def retry_failed(self) -> None:
+        """Retry retryable objects in rounds with backoff, each object once a round, until none remain,
+        a round makes no progress, or --max-retries rounds ran."""
         s, r = self.settings, self.report
-        remaining = counts.failed_retryable
-        attempt = 0
-        while remaining > 0:
-            if attempt >= s.max_retries:
+        remaining = self._retryable()
+        while remaining:
+            if r.retries >= s.max_retries:
                 self.say(
-                    f"{remaining:,} object(s) still have retryable errors after {attempt} retries"
+                    f"{len(remaining):,} object(s) still have retryable errors after {r.retries} retries"
                     " (--max-retries); they are kept, and the next run retries them."
                 )
-                break
-            delay = min(self.retry_delay * 2**attempt, _RETRY_MAX_DELAY)
-            attempt += 1
-            self.say(
-                f"{remaining:,} object(s) failed with retryable errors; retry {attempt} of {s.max_retries}"
-                f" in {delay:.0f}s"
-            )
-            self.sleep(delay)
-            statement = sql.retry_batch(s)
-            for _ in range(math.ceil(remaining / s.batch_size)):
-                merged = self._merge("retry_batch", statement)
-                r.retried_rows += merged
-                if merged == 0:
-                    break
-            r.retries = attempt
-            counts = read_status_counts(self.engine, s)
-            if counts.failed_retryable >= remaining:
+                return
+            delay = min(self.retry_delay * 2**r.retries, _RETRY_MAX_DELAY)
+            r.retries += 1
+            if r.batches:  # something was just sent: give the endpoint time; older failures need no wait
                 self.say(
-                    f"retry {attempt} made no progress ({counts.failed_retryable:,} object(s) still have"
-                    " retryable errors); stopping retries. The rows are kept; run again later."
+                    f"{len(remaining):,} object(s) failed with retryable errors; retry {r.retries} of"
+                    f" {s.max_retries} in {delay:.0f}s"
                 )
-                break
-            remaining = counts.failed_retryable
-        return counts
+                self.sleep(delay)
+            else:
+                self.say(f"{len(remaining):,} object(s) kept retryable errors from earlier runs; retrying them now")
+            self.progress(PipelineEvent("start", total=len(remaining)))
+            self._embed([row["uri"] for row in remaining], prior=remaining)
+            r.retried_objects += len(remaining)
+            after = self._retryable()
+            if len(after) >= len(remaining):
+                self.say(
+                    f"retry {r.retries} made no progress ({len(after):,} object(s) still have retryable"
+                    " errors); stopping retries. The rows are kept; run again later."
+                )
+                return
+            remaining = after
+
+    def counts(self) -> StatusCounts:
+        """Objects by state, and superseded and other-space rows (one key scan: sql.status_counts)."""
+        return _counts(self._execute(sql.status_counts(self.settings)))
+
+    def finish(self, counts: StatusCounts) -> None:
+        """Compact superseded rows (at most once), prune if asked, count failures, validate what was written.
+
+        ``counts`` are the run's first counts; they are read again only when the run wrote rows.
+        """
+        s, r = self.settings, self.report
+        if r.rows_written:
+            counts = self.counts()
+        if counts.superseded_rows:
+            r.compacted_rows = self._execute(sql.compact_results(s)).affected_rows or 0
+            counts = replace(counts, superseded_rows=0, other_space_rows=0)
+            self.say(f"removed {r.compacted_rows:,} superseded row(s): each object keeps its newest result")
+        if self.prune_deleted:
+            if counts.deleted:
+                r.pruned_rows = self._execute(sql.prune_deleted(s)).affected_rows or 0
+                self.say(
+                    f"--prune-deleted: removed {r.pruned_rows:,} row(s) of {counts.deleted:,} object(s)"
+                    " no longer in the object table"
+                )
+                counts = replace(counts, deleted=0)
+            else:
+                self.say("--prune-deleted: no object was deleted; nothing to remove")
+        elif counts.deleted:
+            self.say(
+                f"{counts.deleted:,} object(s) with results are no longer in the object table; their rows are kept"
+                " (and never returned by `similar`). `python -m embed run --prune-deleted` removes them."
+            )
+        r.counts = counts
+        if r.rows_written:
+            r.failures = _failures(self._execute(sql.failure_summary(s)))
+            started = self.now() - _CLOCK_MARGIN
+            statement = sql.validate_results(s, scoped=True).with_params(since=started, run_id=r.run_id)
+            row = _first_row(self._execute(statement))
+            r.validation = validate(
+                str(s.results_table),
+                self.engine.schema(s.results_table),
+                row,
+                expected_schema(s),
+                endpoint=s.endpoint,
+                failures=r.failures,
+                scope=f"the {r.rows_written:,} row(s) this run wrote",
+            )
 
     # --- runs ----------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        """Ensure the model and results table, embed, retry, count, and validate."""
+        """Check, embed what is pending, retry, compact, and validate the rows written.
+
+        A run that finds nothing pending, retryable or superseded issues one key scan and stops.
+        """
         started = self.clock()
         r = self.report
-        r.model_action = self.ensure_model()
+        self.check_other_runs()
         self.ensure_results_table()
-        before = read_status_counts(self.engine, self.settings)
-        self.embed_new(before.pending)
-        counts = read_status_counts(self.engine, self.settings)
-        r.counts = self.retry_failed(counts)
-        r.failures = read_failures(self.engine, self.settings)
-        permanent = [f for f in r.failures if not f.retryable]
-        if r.rows_merged + r.retried_rows == 0:
+        counts = self.counts()
+        self.check_space(counts)
+        r.model_action = self.ensure_model()
+        if counts.pending:
+            self.embed_pending()
+        if counts.failed_retryable or r.batches:
+            self.retry_failed()
+        self.finish(counts)
+        if r.objects_sent == 0:
             self.say("nothing new to embed: every object's current version already has a result (0 embedded).")
         elif r.images_per_second is not None:
             self.say(
-                f"embedding statements processed {r.rows_merged + r.retried_rows:,} object(s) in"
-                f" {r.embedding_seconds:.1f}s: {r.images_per_second:.1f} images/s"
+                f"sent {r.objects_sent:,} object(s) to the model in {r.batches:,} batch(es) of up to"
+                f" {r.batch_size:,} in {r.embedding_seconds:.1f}s: {r.images_per_second:.1f} images/s"
             )
-        if permanent:
+        failed = r.counts.failed_permanent
+        if failed:
             self.say(
-                f"{sum(f.rows for f in permanent):,} row(s) failed for reasons retrying cannot fix; they are kept"
-                " in the results table with their status (see failures)."
+                f"{failed:,} object(s) failed for reasons retrying cannot fix; they are kept in the results table"
+                " with their status (`python -m embed failures` lists them)."
             )
-        r.validation = validate_results(self.engine, self.settings)
         r.elapsed = self.clock() - started
         return r
 
     def dry_run(self) -> RunReport:
-        """Dry-run every statement a run can issue; nothing is created, changed or spent."""
+        """Check and price every statement a run can issue; nothing is created, changed or spent."""
         started = self.clock()
         s = self.settings
         try:
@@ -410,19 +658,30 @@ class Pipeline:
         checks = []
         for statement in sql.run_statements(s):
             reason = None
-            if statement.name not in ("create_model", "replace_model", "create_results_table") and not table_exists:
+            if statement.name == "replace_model":
+                reason = "only when the model's endpoint differs"
+            elif statement.name == "prune_deleted" and not self.prune_deleted:
+                reason = "only with --prune-deleted"
+            elif statement.name not in ("create_model", "create_results_table") and not table_exists:
                 reason = "needs the results table, which the run creates first"
-            elif statement.name in ("embed_batch", "retry_batch") and not model_exists:
+            elif statement.calls_model and not model_exists:
                 reason = "needs the model, which the run creates first"
             if reason is not None:
                 checks.append(DryRunCheck(statement.name, skipped=reason))
                 continue
             try:
-                result = self.engine.execute(statement.sql, dry_run=True)
+                result = self.engine.execute(statement, dry_run=True)
             except StatementError as exc:
                 checks.append(DryRunCheck(statement.name, error=str(exc)))
                 continue
-            checks.append(DryRunCheck(statement.name, bytes_processed=result.bytes_processed))
+            billed = result.bytes_billed if result.bytes_billed is not None else result.bytes_processed
+            checks.append(DryRunCheck(statement.name, bytes_billed=billed))
         self.report.dry_run = tuple(checks)
         self.report.elapsed = self.clock() - started
         return self.report
+
+
+def _same_endpoint(existing: str, configured: str) -> bool:
+    """True when a model's endpoint (a name, a full Vertex URL, or local/<name>) names ``configured``."""
+    existing = existing.rstrip("/")
+    return existing == configured or existing.rsplit("/", 1)[-1] == configured

@@ -158,10 +158,13 @@ _PASS_THROUGH = (
     ExpectedColumn("metadata", "RECORD", "REPEATED", required=False),
     ExpectedColumn("ref", "RECORD", required=False),
 )
-# Written by the kit's MERGE (templates/create_results_table.sql.j2).
+# Written by the kit's batch INSERT (templates/create_results_table.sql.j2).
 _BOOKKEEPING = (
+    ExpectedColumn("embedding_endpoint", "STRING"),
+    ExpectedColumn("embedding_dimension", "INT64"),
     ExpectedColumn("embedded_at", "TIMESTAMP"),
     ExpectedColumn("attempts", "INT64"),
+    ExpectedColumn("run_id", "STRING"),
 )
 
 

@@ -85,7 +85,7 @@ class Settings:
     model: ids.ModelRef
     results_table: ids.TableRef
     endpoint: str = DEFAULT_ENDPOINT
-    batch_size: int = 500
+    batch_size: Optional[int] = None  # None: sized per run from the cost of a batch (see pipeline.auto_batch_size)
     max_retries: int = 3
     flatten_json_output: bool = True
     output_dimensionality: Optional[int] = None
@@ -134,7 +134,7 @@ def _check_consistency(s: Settings) -> None:
 
 def _check_tuning(s: Settings) -> None:
     """Refuse run-tuning values BigQuery would reject."""
-    if not 1 <= s.batch_size <= MAX_BATCH_SIZE:
+    if s.batch_size is not None and not 1 <= s.batch_size <= MAX_BATCH_SIZE:
         raise EmbedError(
             f"batch_size must be between 1 and {MAX_BATCH_SIZE:,} rows (the per-job quota), got {s.batch_size}.", 2
         )
@@ -280,7 +280,7 @@ def _tuning(raw: Mapping[str, object]) -> dict[str, Any]:
     """Typed run-tuning values from the raw merged sources."""
     out: dict[str, Any] = {}
     if "batch_size" in raw:
-        out["batch_size"] = _as_int("batch_size", raw["batch_size"])
+        out["batch_size"] = _as_int("batch_size", raw["batch_size"], optional=True)
     if "max_retries" in raw:
         out["max_retries"] = _as_int("max_retries", raw["max_retries"])
     if "flatten_json_output" in raw:

@@ -8,48 +8,50 @@ the output is refused, so no unvetted text can enter a statement.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from embed.engines.base import QueryParameter, Statement
 from embed.errors import EmbedError
 from embed.identifiers import Sql, string_literal
+from embed.schema import dimension_for
 from embed.settings import Settings
 
 __all__ = [
+    "MAX_EXAMPLES",
+    "PRIOR_ATTEMPTS_TYPE",
     "RETRYABLE_PREFIX",
-    "Statement",
+    "compact_results",
     "create_model",
     "create_results_table",
     "embed_batch",
+    "embedding_spaces",
     "failure_summary",
-    "prune_superseded",
-    "read_results",
+    "pending_objects",
+    "prune_deleted",
     "replace_model",
-    "retry_batch",
+    "retryable_objects",
     "run_statements",
     "status_counts",
+    "text_search",
+    "validate_results",
     "vector_search",
 ]
 
 # ML.GENERATE_EMBEDDING status of a row that failed for a reason worth retrying.
 RETRYABLE_PREFIX = "A retryable error occurred:"
+# Rows of prior attempts a retry batch passes, so each new row counts its object's attempts.
+PRIOR_ATTEMPTS_TYPE = "ARRAY<STRUCT<uri STRING, generation INT64, attempts INT64>>"
+# Malformed rows (and duplicated uris) that validation returns as examples; the rest are only counted.
+MAX_EXAMPLES = 10
 _RESULTS_DESCRIPTION = (
-    "Embeddings from ML.GENERATE_EMBEDDING, one row per object (per segment for video), kept by embed-kit."
+    "Embeddings from ML.GENERATE_EMBEDDING, one current row per object (per segment for video),"
+    " appended by embed-kit; partitioned by day of embedded_at, clustered by run_id."
 )
 _TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass(frozen=True)
-class Statement:
-    """A named statement of a run, with when it is issued."""
-
-    name: str
-    when: str
-    sql: str
 
 
 def _finalize(value: object) -> str:
@@ -99,133 +101,171 @@ def _render(template: str, **context: Any) -> str:
     return _environment().get_template(f"{template}.sql.j2").render(**context).rstrip("\n")
 
 
-def create_model(settings: Settings) -> str:
-    """CREATE MODEL IF NOT EXISTS for the remote embedding model."""
-    return _model(settings, replace=False)
-
-
-def replace_model(settings: Settings) -> str:
-    """CREATE OR REPLACE MODEL, for when the existing model's endpoint differs."""
-    return _model(settings, replace=True)
-
-
-def _model(settings: Settings, replace: bool) -> str:
-    """Render the remote model statement."""
-    return _render(
-        "create_model",
-        replace=replace,
-        model=settings.model.sql,
-        connection=settings.connection.sql,
-        endpoint=string_literal(settings.endpoint),
+def _space(settings: Settings) -> tuple[QueryParameter, ...]:
+    """@endpoint and @dimension: the embedding space the settings produce, which each result row records."""
+    return (
+        QueryParameter("endpoint", "STRING", settings.endpoint),
+        QueryParameter("dimension", "INT64", dimension_for(settings.endpoint, settings.output_dimensionality)),
     )
 
 
-def create_results_table(settings: Settings) -> str:
-    """CREATE TABLE IF NOT EXISTS for the results table."""
+def _text(template: str, settings: Settings, **context: Any) -> str:
+    """Render ``template`` with the settings' vetted names and options, and ``context``."""
     return _render(
-        "create_results_table",
-        results=settings.results_table.sql,
-        result_type=Sql("ARRAY<FLOAT64>" if settings.flatten_json_output else "JSON"),
-        description=string_literal(_RESULTS_DESCRIPTION),
-    )
-
-
-def embed_batch(settings: Settings) -> str:
-    """MERGE one batch of new or changed objects' embeddings into the results table."""
-    return _batch(settings, retry=False)
-
-
-def retry_batch(settings: Settings) -> str:
-    """MERGE one batch of re-embedded objects whose last status was retryable."""
-    return _batch(settings, retry=True)
-
-
-def _batch(settings: Settings, retry: bool) -> str:
-    """Render the embedding MERGE."""
-    return _render(
-        "embed_batch",
-        retry=retry,
-        video=settings.is_video,
+        template,
         results=settings.results_table.sql,
         objects=settings.object_table.sql,
         model=settings.model.sql,
+        connection=settings.connection.sql,
         retryable_prefix=string_literal(RETRYABLE_PREFIX),
-        batch_size=settings.batch_size,
         flatten_json_output=settings.flatten_json_output,
         output_dimensionality=settings.output_dimensionality,
         start_second=settings.start_second,
         end_second=settings.end_second,
         interval_seconds=settings.interval_seconds,
+        **{"with_attempts": False, **context},
     )
 
 
-def prune_superseded(settings: Settings) -> str:
-    """DELETE result rows older than the newest write for their uri (stale video segments)."""
-    return _render("prune_superseded", results=settings.results_table.sql)
+def create_model(settings: Settings) -> Statement:
+    """CREATE MODEL IF NOT EXISTS for the remote embedding model."""
+    # DDL options take literals only: the endpoint is vetted text.
+    text = _text("create_model", settings, replace=False, endpoint=string_literal(settings.endpoint))
+    return Statement("create_model", text, uses_connection=True, when="once, if the model is missing")
 
 
-def status_counts(settings: Settings) -> str:
-    """Count objects embedded, failed (retryable or not) and pending, for their current version."""
-    return _render(
-        "status_counts",
-        objects=settings.object_table.sql,
-        results=settings.results_table.sql,
-        retryable_prefix=string_literal(RETRYABLE_PREFIX),
+def replace_model(settings: Settings) -> Statement:
+    """CREATE OR REPLACE MODEL, for when the existing model's endpoint differs."""
+    text = _text("create_model", settings, replace=True, endpoint=string_literal(settings.endpoint))
+    return Statement(
+        "replace_model",
+        text,
+        uses_connection=True,
+        when="only if the existing model has another endpoint and the results hold none of its embeddings",
     )
 
 
-def failure_summary(settings: Settings) -> str:
-    """Failed result rows grouped by status, most frequent first."""
-    return _render(
-        "failure_summary", results=settings.results_table.sql, retryable_prefix=string_literal(RETRYABLE_PREFIX)
+def create_results_table(settings: Settings) -> Statement:
+    """CREATE TABLE IF NOT EXISTS for the results table, partitioned by day of embedded_at."""
+    result_type = Sql("ARRAY<FLOAT64>" if settings.flatten_json_output else "JSON")
+    text = _text(
+        "create_results_table", settings, result_type=result_type, description=string_literal(_RESULTS_DESCRIPTION)
+    )
+    return Statement("create_results_table", text, when="once, if the results table is missing")
+
+
+def embedding_spaces(settings: Settings) -> Statement:
+    """Result rows by the endpoint and dimension they were embedded with."""
+    text = _text("embedding_spaces", settings)
+    return Statement("embedding_spaces", text, when="when rows of another space were counted: to name them")
+
+
+def pending_objects(settings: Settings) -> Statement:
+    """Uris of objects whose current version has no result row in the settings' embedding space."""
+    text = _text("pending_objects", settings)
+    when = "once, when objects are pending: the new and changed ones, which the batches then embed"
+    return Statement("pending_objects", text, _space(settings), uses_connection=True, when=when)
+
+
+def embed_batch(settings: Settings) -> Statement:
+    """INSERT the embeddings of the objects named by @uris (a retry passes their earlier attempts)."""
+    size = f"{settings.batch_size:,}" if settings.batch_size else "auto-sized (see README: what a run costs)"
+    params = (
+        QueryParameter("uris", "ARRAY<STRING>", []),
+        QueryParameter("prior_attempts", PRIOR_ATTEMPTS_TYPE, []),
+        *_space(settings),
+        QueryParameter("run_id", "STRING", ""),
+    )
+    when = f"per batch of {size} pending uris, then of each retry round; appends one row per object (segment)"
+    return Statement(
+        "embed_batch", _text("embed_batch", settings), params, calls_model=True, uses_connection=True, when=when
     )
 
 
-def read_results(settings: Settings) -> str:
-    """Every row of the results table, for validation (streamed by the engine)."""
-    return _render("read_results", results=settings.results_table.sql)
+def retryable_objects(settings: Settings) -> Statement:
+    """Objects whose current row has a retryable status, oldest attempt first, with their attempt counts."""
+    when = f"before each retry round, at most {settings.max_retries} rounds with backoff"
+    text = _text("retryable_objects", settings, with_attempts=True)
+    return Statement("retryable_objects", text, _space(settings), uses_connection=True, when=when)
 
 
-def vector_search(settings: Settings, image_uri: str, top_k: int) -> str:
+def status_counts(settings: Settings) -> Statement:
+    """Objects embedded, failed (retryable or not), pending and deleted, and superseded result rows."""
+    when = "first (a run with nothing to do stops here), again at the end, and for `embed status`"
+    return Statement("status_counts", _text("status_counts", settings), _space(settings), uses_connection=True, when=when)
+
+
+def compact_results(settings: Settings) -> Statement:
+    """DELETE result rows that a newer row of the same uri supersedes (changed objects, retried rows)."""
+    when = "at the end, only when rows were superseded: at most once per run"
+    return Statement("compact_results", _text("compact_results", settings), when=when)
+
+
+def prune_deleted(settings: Settings) -> Statement:
+    """DELETE result rows of objects no longer in the object table."""
+    text = _text("prune_deleted", settings)
+    return Statement("prune_deleted", text, uses_connection=True, when="only with --prune-deleted")
+
+
+def failure_summary(settings: Settings) -> Statement:
+    """Current failed rows grouped by status, most frequent first."""
+    when = "at the end, when the run wrote rows, and for `embed status`: failed rows by status"
+    return Statement("failure_summary", _text("failure_summary", settings), _space(settings), when=when)
+
+
+def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:
+    """Count malformed, duplicated and other-space rows in SQL; ``scoped``: only one run's rows."""
+    text = _text(
+        "validate_results", settings, json=not settings.flatten_json_output, scoped=scoped, examples=MAX_EXAMPLES
+    )
+    params = _space(settings)
+    if scoped:
+        params += (QueryParameter("since", "TIMESTAMP", None), QueryParameter("run_id", "STRING", ""))
+        return Statement("validate_run", text, params, when="at the end, when the run wrote rows: those rows only")
+    return Statement("validate_results", text, params, when="for `embed validate`: the whole table")
+
+
+def _top_k(top_k: int) -> int:
+    """A vetted --top-k."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise EmbedError(f"--top-k must be a positive whole number, got {top_k!r}.", 2)
+    return top_k
+
+
+def vector_search(settings: Settings, image_uri: str, top_k: int) -> Statement:
     """The ``top_k`` nearest embedded objects to ``image_uri`` by cosine distance, nearest first.
 
     One row (uri NULL) when ``image_uri`` has an embedding but no neighbours; none when it has none.
+    Only objects still in the object table, at the version that was embedded, are neighbours.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise EmbedError(f"--top-k must be a positive whole number, got {top_k!r}.", 2)
-    return _render(
-        "vector_search",
-        results=settings.results_table.sql,
-        image_uri=string_literal(image_uri),
-        top_k=top_k,
-        search_k=top_k + 1,  # the image itself is its own nearest: searched for, then left out
+    # The image itself is its own nearest: searched for, then left out.
+    text = _text("vector_search", settings, top_k=_top_k(top_k), search_k=top_k + 1)
+    params = (QueryParameter("image_uri", "STRING", image_uri), *_space(settings))
+    return Statement("vector_search", text, params, uses_connection=True, when="for `embed similar URI`")
+
+
+def text_search(settings: Settings, text: str, top_k: int) -> Statement:
+    """The ``top_k`` embedded objects nearest to ``text``, embedded by the same multimodal model."""
+    rendered = _text("text_search", settings, top_k=_top_k(top_k))
+    params = (QueryParameter("text", "STRING", text), *_space(settings))
+    return Statement(
+        "text_search", rendered, params, calls_model=True, uses_connection=True, when="for `embed similar --text`"
     )
 
 
 def run_statements(settings: Settings) -> tuple[Statement, ...]:
-    """Every statement a run can issue, in order, with when each is issued."""
-    statements = [
-        Statement("create_model", "once, first", create_model(settings)),
-        Statement("replace_model", "only if the existing model has another endpoint", replace_model(settings)),
-        Statement("create_results_table", "once", create_results_table(settings)),
-        Statement("embed_batch", "repeated until it merges no rows: new or changed objects", embed_batch(settings)),
-        Statement(
-            "retry_batch",
-            f"with backoff, at most {settings.max_retries} times: objects whose status is retryable",
-            retry_batch(settings),
-        ),
-    ]
-    if settings.is_video:
-        statements.append(
-            Statement("prune_superseded", "after each batch: drops older segments (video)", prune_superseded(settings))
-        )
-    statements += [
-        Statement("status_counts", "at the end, and for `embed status`", status_counts(settings)),
-        Statement("failure_summary", "at the end: failed rows by status, none dropped", failure_summary(settings)),
-        Statement(
-            "read_results",
-            "at the end, and for `embed validate`: rows checked against the schema",
-            read_results(settings),
-        ),
-    ]
-    return tuple(statements)
+    """Every statement a run can issue, in order."""
+    return (
+        create_results_table(settings),
+        status_counts(settings),
+        embedding_spaces(settings),
+        create_model(settings),
+        replace_model(settings),
+        pending_objects(settings),
+        embed_batch(settings),
+        retryable_objects(settings),
+        compact_results(settings),
+        prune_deleted(settings),
+        failure_summary(settings),
+        validate_results(settings, scoped=True),
+    )

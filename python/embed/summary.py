@@ -93,6 +93,10 @@ def status_table(counts: "StatusCounts", failures: "tuple[StatusCount, ...]" = (
     table.add_row("failed, retryable", f"{counts.failed_retryable:,}")
     table.add_row("failed, not retryable", f"{counts.failed_permanent:,}")
     table.add_row("pending", f"{counts.pending:,}")
+    if counts.deleted:
+        table.add_row("deleted (results kept; --prune-deleted removes them)", f"{counts.deleted:,}")
+    if counts.superseded_rows:
+        table.add_row("superseded rows (the next run removes them)", f"{counts.superseded_rows:,}")
     _failure_rows(table, failures)
     return table
 
@@ -102,6 +106,7 @@ def validation_table(report: "ValidationReport", failures: bool = True) -> "Tabl
     from rich.text import Text
 
     table = _table(f"Validation of {report.table}: {'OK' if report.ok else 'FAILED'}")
+    table.add_row("checked", report.scope)
     table.add_row("rows", f"{report.rows:,}")
     table.add_row("successful rows", f"{report.successful_rows:,}")
     table.add_row(f"malformed successful rows (dimension {report.dimension})", f"{report.malformed_rows:,}")
@@ -114,11 +119,21 @@ def validation_table(report: "ValidationReport", failures: bool = True) -> "Tabl
     return table
 
 
+def _size(count: int) -> str:
+    """Bytes in binary units, as BigQuery's console shows them."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{count:,} B"
+
+
 def run_table(report: "RunReport") -> "Table":
-    """What a run did: model, batches, retries, time (the objects' counts are in :func:`status_table`)."""
+    """What a run did: model, batches, retries, bytes billed, time (the objects' counts are in :func:`status_table`)."""
     from rich.text import Text
 
-    table = _table("Run")
+    table = _table(f"Run {report.run_id}")
     if report.dry_run is not None:
         for check in report.dry_run:
             if check.error is not None:
@@ -126,18 +141,27 @@ def run_table(report: "RunReport") -> "Table":
             elif check.skipped is not None:
                 outcome = Text(f"not checked: {check.skipped}")
             else:
-                outcome = Text(f"{check.bytes_processed or 0:,} bytes")
+                outcome = Text(f"{_size(check.bytes_billed or 0)} billed")
             table.add_row(check.name, outcome)
+        table.add_row(Text(f"bytes billed, {report.billing}"), _size(report.bytes_billed))
         return table
     table.add_row("model", report.model_action)
-    table.add_row("batches", f"{report.batches:,}")
-    table.add_row("rows merged", f"{report.rows_merged:,}")
-    table.add_row("retries", f"{report.retries:,}")
+    table.add_row("objects sent to the model", f"{report.objects_sent:,}")
+    table.add_row("batches", f"{report.batches:,}" + (f" of up to {report.batch_size:,}" if report.batches else ""))
+    table.add_row("rows written", f"{report.rows_written:,}")
+    table.add_row("retry rounds", f"{report.retries:,}")
+    if report.compacted_rows:
+        table.add_row("superseded rows removed", f"{report.compacted_rows:,}")
+    if report.pruned_rows:
+        table.add_row("rows of deleted objects removed", f"{report.pruned_rows:,}")
+    table.add_row(Text(f"bytes billed, {report.billing}"), _size(report.bytes_billed))
     table.add_row("elapsed", f"{report.elapsed:.1f}s")
     rate = report.images_per_second
     table.add_row("images/s", "-" if rate is None else f"{rate:.1f}")
     if report.validation is not None:
         table.add_row("validation", "OK" if report.validation.ok else "[red]FAILED[/red]")
+    if report.job_ids:
+        table.add_row("jobs", Text("\n".join(report.job_ids)))
     return table
 
 

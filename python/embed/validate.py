@@ -1,30 +1,35 @@
-"""Check a results table against the expected schema: its columns, and every row, streamed.
+"""Check a results table against the expected schema, and its rows with one aggregate query.
 
-Rows arrive as Arrow record batches (or one table), so a large table never has to fit in
-memory. A table fails validation when a column is missing or mistyped, or when a
-successful row (status '') has an embedding that is NULL, of the wrong length, or holds
-NULL or NaN values. Failed rows are counted by status and reported, never a failure here.
+The engine counts, in SQL (``templates/validate_results.sql.j2``), successful rows whose
+embedding is missing, of the wrong length, or holds NULL or NaN values; rows that repeat an
+object (per video segment); and rows of another embedding space. Only the counts and a few
+example uris come back, so validating a table of any size downloads almost nothing.
+A table fails validation when a column is missing or mistyped, or when any of those counts
+is not zero. Failed rows (a non-empty status) are counted by status and reported, never a
+failure here.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
+from typing import Any, Mapping, Optional
 
 from embed.engines.base import Column
 from embed.schema import ExpectedSchema, describe
-from embed.sql import RETRYABLE_PREFIX
-
-if TYPE_CHECKING:
-    import pyarrow
 
 __all__ = ["ColumnProblem", "MalformedRow", "StatusCount", "ValidationReport", "check_columns", "validate"]
 
-MAX_EXAMPLES = 10
-_JSON_VECTOR_KEYS = ("imageEmbedding", "textEmbedding", "embedding")
+_COUNTS = (
+    "result_rows",
+    "successful_rows",
+    "null_status_rows",
+    "null_embedding_rows",
+    "wrong_length_rows",
+    "null_value_rows",
+    "nan_value_rows",
+    "duplicate_rows",
+    "other_space_rows",
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class ColumnProblem:
 
 @dataclass(frozen=True)
 class MalformedRow:
-    """An example of a successful row whose embedding is unusable."""
+    """An example of a row that fails validation: a malformed embedding, or a repeated object."""
 
     uri: Optional[str]
     problem: str
@@ -55,11 +60,13 @@ class StatusCount:
 
 @dataclass
 class ValidationReport:
-    """What validation found; ``ok`` is False when the schema is wrong or a successful row is malformed."""
+    """What validation found; ``ok`` is False when the schema is wrong or any row fails a check."""
 
     table: str
     exists: bool = True
+    scope: str = "the whole table"
     dimension: int = 0
+    endpoint: str = ""
     function: str = ""
     rows: int = 0
     successful_rows: int = 0
@@ -70,10 +77,16 @@ class ValidationReport:
     wrong_length_rows: int = 0
     null_value_rows: int = 0
     nan_value_rows: int = 0
-    malformed_rows: int = 0
     null_status_rows: int = 0
+    duplicate_rows: int = 0
+    other_space_rows: int = 0
     examples: list[MalformedRow] = field(default_factory=list)
     failures: tuple[StatusCount, ...] = ()
+
+    @property
+    def malformed_rows(self) -> int:
+        """Successful rows whose embedding is unusable."""
+        return self.null_embedding_rows + self.wrong_length_rows + self.null_value_rows + self.nan_value_rows
 
     @property
     def schema_ok(self) -> bool:
@@ -82,8 +95,14 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        """True when the schema is right and every row has a usable status and, if successful, embedding."""
-        return self.schema_ok and self.malformed_rows == 0 and self.null_status_rows == 0
+        """True when the schema is right and every row is usable, current and of one embedding space."""
+        return (
+            self.schema_ok
+            and self.malformed_rows == 0
+            and self.null_status_rows == 0
+            and self.duplicate_rows == 0
+            and self.other_space_rows == 0
+        )
 
     @property
     def failed_rows(self) -> int:
@@ -104,7 +123,7 @@ class ValidationReport:
             out.append("missing column(s): " + ", ".join(self.missing_columns))
         out += [f"column {p.name}: {p.found}, expected {p.expected}" for p in self.mistyped_columns]
         for count, what in (
-            (self.null_embedding_rows, "a NULL embedding"),
+            (self.null_embedding_rows, "no embedding"),
             (self.wrong_length_rows, f"an embedding whose length is not {self.dimension}"),
             (self.null_value_rows, "NULL values in the embedding"),
             (self.nan_value_rows, "NaN values in the embedding"),
@@ -113,6 +132,16 @@ class ValidationReport:
                 out.append(f"{count:,} successful row(s) with {what}")
         if self.null_status_rows:
             out.append(f"{self.null_status_rows:,} row(s) with a NULL status")
+        if self.duplicate_rows:
+            out.append(
+                f"{self.duplicate_rows:,} row(s) repeat an object (or a video segment): a run that stopped before"
+                " compacting left them; `python -m embed run` removes the older rows"
+            )
+        if self.other_space_rows:
+            out.append(
+                f"{self.other_space_rows:,} row(s) were embedded with another endpoint or dimension than"
+                f" {self.endpoint} ({self.dimension}): their vectors cannot be compared with the others"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,8 +149,10 @@ class ValidationReport:
         return {
             "ok": self.ok,
             "table": self.table,
+            "scope": self.scope,
             "exists": self.exists,
             "function": self.function,
+            "endpoint": self.endpoint,
             "dimension": self.dimension,
             "rows": self.rows,
             "successful_rows": self.successful_rows,
@@ -138,6 +169,8 @@ class ValidationReport:
             "null_value_rows": self.null_value_rows,
             "nan_value_rows": self.nan_value_rows,
             "null_status_rows": self.null_status_rows,
+            "duplicate_rows": self.duplicate_rows,
+            "other_space_rows": self.other_space_rows,
             "examples": [{"uri": e.uri, "problem": e.problem} for e in self.examples],
             "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in self.failures],
             "problems": self.problems(),
@@ -164,158 +197,35 @@ def check_columns(
     return tuple(missing), tuple(mistyped), extra
 
 
-class _RowChecker:
-    """Accumulates row counts and embedding problems over record batches."""
-
-    def __init__(self, report: ValidationReport, expected: ExpectedSchema) -> None:
-        self.report = report
-        self.expected = expected
-        self.statuses: Counter[str] = Counter()
-
-    def add(self, batch: "pyarrow.RecordBatch") -> None:
-        """Check one record batch."""
-        import pyarrow.compute as pc
-
-        self.report.rows += batch.num_rows
-        names = {name.lower(): i for i, name in enumerate(batch.schema.names)}
-        status_at = names.get(self.expected.result.status.lower())
-        if status_at is None or batch.num_rows == 0:
-            return
-        status = _plain(batch.column(status_at))
-        self.report.null_status_rows += status.null_count
-        failed = pc.filter(status, pc.fill_null(pc.not_equal(status, ""), False))
-        for item in pc.value_counts(failed).to_pylist():
-            self.statuses[item["values"]] += item["counts"]
-        success = pc.fill_null(pc.equal(status, ""), False)
-        embedding_at = names.get(self.expected.result.embedding.lower())
-        uri_at = names.get("uri")
-        good = batch.filter(success)
-        self.report.successful_rows += good.num_rows
-        if embedding_at is None or good.num_rows == 0:
-            return
-        uris = good.column(uri_at).to_pylist() if uri_at is not None else [None] * good.num_rows
-        problems = _embedding_problems(_plain(good.column(embedding_at)), self.expected.dimension)
-        self._record(problems, uris)
-
-    def _record(self, problems: dict[str, set[int]], uris: list[Optional[str]]) -> None:
-        """Add per-category row indices to the report, with a few examples."""
-        r = self.report
-        r.null_embedding_rows += len(problems["null_embedding"])
-        r.wrong_length_rows += len(problems["wrong_length"])
-        r.null_value_rows += len(problems["null_values"])
-        r.nan_value_rows += len(problems["nan_values"])
-        bad: dict[int, str] = {}
-        for kind in ("null_embedding", "wrong_length", "null_values", "nan_values"):
-            for index in sorted(problems[kind]):
-                bad.setdefault(index, kind.replace("_", " "))
-        r.malformed_rows += len(bad)
-        for index in sorted(bad):
-            if len(r.examples) >= MAX_EXAMPLES:
-                break
-            r.examples.append(MalformedRow(uris[index], bad[index]))
-
-    def failures(self) -> tuple[StatusCount, ...]:
-        """Failed rows by status, most frequent first."""
-        ranked = sorted(self.statuses.items(), key=lambda item: (-item[1], item[0]))
-        return tuple(StatusCount(s, s.startswith(RETRYABLE_PREFIX), n) for s, n in ranked)
-
-
-def _plain(array: Any) -> Any:
-    """The storage array of an extension-typed column (e.g. JSON), else the array itself."""
-    import pyarrow as pa
-
-    return array.storage if isinstance(array.type, pa.ExtensionType) else array
-
-
-def _embedding_problems(array: Any, dimension: int) -> dict[str, set[int]]:
-    """Row indices of ``array`` (embeddings of successful rows) per kind of problem."""
-    import pyarrow as pa
-
-    kind = array.type
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        return _list_problems(array, dimension)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return _json_problems(array.to_pylist(), dimension)
-    # Any other encoding cannot hold an embedding; the schema check reports the type.
-    return {"null_embedding": set(), "wrong_length": set(range(len(array))), "null_values": set(), "nan_values": set()}
-
-
-def _list_problems(array: Any, dimension: int) -> dict[str, set[int]]:
-    """Problems of ARRAY<FLOAT64> embeddings, computed column-wise with Arrow."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    lengths = pc.list_value_length(array)
-    null_rows = pc.indices_nonzero(pc.is_null(array)).to_pylist()
-    wrong = pc.indices_nonzero(pc.fill_null(pc.not_equal(lengths, dimension), False)).to_pylist()
-    values = pc.list_flatten(array)
-    parents = pc.list_parent_indices(array)
-    null_values = pc.unique(pc.filter(parents, pc.is_null(values))).to_pylist()
-    nan_values: list[int] = []
-    if pa.types.is_floating(values.type):
-        nan_values = pc.unique(pc.filter(parents, pc.fill_null(pc.is_nan(values), False))).to_pylist()
-    return {
-        "null_embedding": set(null_rows),
-        "wrong_length": set(wrong),
-        "null_values": set(null_values),
-        "nan_values": set(nan_values),
-    }
-
-
-def _json_problems(texts: list[Optional[str]], dimension: int) -> dict[str, set[int]]:
-    """Problems of JSON embeddings (flatten_json_output = FALSE), decoded row by row."""
-    out: dict[str, set[int]] = {kind: set() for kind in ("null_embedding", "wrong_length", "null_values", "nan_values")}
-    for index, text in enumerate(texts):
-        vectors = _json_vectors(text)
-        if vectors is None:
-            out["null_embedding"].add(index)
-            continue
-        for vector in vectors:
-            if not isinstance(vector, list) or len(vector) != dimension:
-                out["wrong_length"].add(index)
-            if not isinstance(vector, list):
-                continue
-            if any(v is None or isinstance(v, bool) or not isinstance(v, (int, float)) for v in vector):
-                out["null_values"].add(index)
-            if any(isinstance(v, float) and math.isnan(v) for v in vector):
-                out["nan_values"].add(index)
-    return out
-
-
-def _json_vectors(text: Optional[str]) -> Optional[list[Any]]:
-    """The vectors inside one JSON result, or None when it holds none."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(value, list):
-        return [value]
-    if not isinstance(value, dict):
-        return None
-    vectors = [value[key] for key in _JSON_VECTOR_KEYS if value.get(key) is not None]
-    for segment in value.get("videoEmbeddings") or []:
-        vectors.append(segment.get("embedding") if isinstance(segment, dict) else segment)
-    return vectors or None
-
-
 def validate(
     table: str,
     columns: Optional[tuple[Column, ...]],
-    rows: Union["pyarrow.Table", Iterable["pyarrow.RecordBatch"], None],
+    counts: Optional[Mapping[str, Any]],
     expected: ExpectedSchema,
+    *,
+    endpoint: str = "",
+    failures: tuple[StatusCount, ...] = (),
+    scope: str = "the whole table",
 ) -> ValidationReport:
-    """Validate results table ``table`` (its ``columns`` and streamed ``rows``) against ``expected``."""
-    report = ValidationReport(table=table, dimension=expected.dimension, function=expected.result.function.value)
+    """The report for results table ``table``: its ``columns`` and the one row of ``validate_results``."""
+    report = ValidationReport(
+        table=table,
+        scope=scope,
+        dimension=expected.dimension,
+        endpoint=endpoint,
+        function=expected.result.function.value,
+        failures=failures,
+    )
     if columns is None:
         report.exists = False
         return report
     report.missing_columns, report.mistyped_columns, report.extra_columns = check_columns(columns, expected)
-    checker = _RowChecker(report, expected)
-    if rows is not None:
-        batches = rows.to_batches() if hasattr(rows, "to_batches") else rows
-        for batch in batches:
-            checker.add(batch)
-    report.failures = checker.failures()
+    if counts is None:
+        return report
+    values = {name: int(counts.get(name) or 0) for name in _COUNTS}
+    report.rows = values.pop("result_rows")
+    for name, value in values.items():
+        setattr(report, name, value)
+    report.examples = [MalformedRow(e.get("uri"), str(e.get("problem"))) for e in counts.get("examples") or []]
+    report.examples += [MalformedRow(uri, "repeated object") for uri in counts.get("duplicate_examples") or []]
     return report

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from embed import sql
 from embed.demo import lay_out
 from embed.engines.local.engine import LocalEngine
 from embed.engines.local.models import load_model
@@ -60,21 +59,30 @@ class LocalRun:
         self.engine = LocalEngine(
             db, [folder], object_table=self.settings.object_table, load_model=lambda endpoint: self.model
         )
+        self.engine.stats.sent = []  # every row sent to ML.GENERATE_EMBEDDING, injected faults included
 
     def run(self, **pipeline: Any) -> RunReport:
         """One run of the pipeline; waits are skipped."""
         return Pipeline(self.engine, self.settings, sleep=lambda seconds: None, **pipeline).run()
 
     def sent_during(self, **pipeline: Any) -> tuple[RunReport, list[str]]:
-        """A run, and the uris it sent to the model."""
-        before = len(self.model.sent)
+        """A run, and the uris it sent to ML.GENERATE_EMBEDDING (rows failed by injected faults included)."""
+        sent = self.engine.stats.sent
+        before = len(sent)
         report = self.run(**pipeline)
-        return report, self.model.sent[before:]
+        return report, sent[before:]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row of the results table, read straight from the database."""
+        relation = self.engine._quoted(str(self.settings.results_table))
+        return self.engine.con.sql(f"SELECT * FROM {relation} ORDER BY uri, embedded_at").to_arrow_table().to_pylist()
 
     def results(self) -> dict[str, dict[str, Any]]:
-        """The results table by uri."""
-        rows = self.engine.rows(sql.read_results(self.settings)).to_pylist()
-        return {row["uri"]: row for row in rows}
+        """The results table by uri (a test fails on a uri with two rows)."""
+        rows = self.rows()
+        by_uri = {row["uri"]: row for row in rows}
+        assert len(by_uri) == len(rows), "two result rows for one uri"
+        return by_uri
 
 
 def copy_photo(name: str, dest: Path) -> Path:

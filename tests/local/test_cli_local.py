@@ -47,7 +47,7 @@ def test_rerun_says_it_embedded_nothing(ran) -> None:
     done = embed("run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--json", cwd=work)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["rows_merged"] == 0 and report["model"] == "kept"
+    assert report["objects_sent"] == 0 and report["model"] == "kept"
     assert "nothing new to embed" in done.stderr
 
 

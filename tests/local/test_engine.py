@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
 
 from embed import sql
-from embed.engines.base import StatementError
+from embed.engines.base import Statement, StatementError
 from embed.engines.local.engine import LocalEngine
 from embed.engines.local.models.faults import FaultInjector
 from embed.engines.local.objects import uri_of
@@ -51,6 +52,9 @@ def test_full_run_embeds_every_photo_and_keeps_every_bad_file(first) -> None:
         "failed_retryable": 0,
         "failed_permanent": len(BAD),
         "pending": 0,
+        "deleted": 0,
+        "superseded_rows": 0,
+        "other_space_rows": 0,
     }
     results = local.results()
     for name in PHOTOS:
@@ -58,7 +62,10 @@ def test_full_run_embeds_every_photo_and_keeps_every_bad_file(first) -> None:
         assert row["ml_generate_embedding_status"] == ""
         assert len(row["ml_generate_embedding_result"]) == 1280
         assert row["attempts"] == 1 and row["content_type"].startswith("image/")
+        assert (row["embedding_endpoint"], row["embedding_dimension"]) == ("local/efficientnet-lite0", 1280)
+        assert row["run_id"] == report.run_id
     assert report.images_per_second is not None and report.images_per_second > 0
+    assert report.validation.scope == f"the {len(PHOTOS) + len(BAD)} row(s) this run wrote"
 
 
 def test_every_bad_input_kind_gets_its_status_and_is_kept(first) -> None:
@@ -107,15 +114,16 @@ def test_rerun_sends_no_row_to_the_model(first) -> None:
     local, _, _ = first
     report, sent = local.sent_during()
     assert sent == []
-    assert report.model_action == "kept" and report.rows_merged == 0 and report.ok
+    assert report.model_action == "kept" and report.rows_written == 0 and report.ok
     assert any("0 embedded" in m for m in report.messages)
+    assert [s.name for s in report.statements] == ["status_counts"]
 
 
 def test_similar_ranks_the_two_views_of_a_scene_first(first) -> None:
     local, _, _ = first
     left, right = uri(local, "motorcycle_left.png"), uri(local, "motorcycle_right.png")
     for query, other in ((left, right), (right, left)):
-        rows = local.engine.rows(sql.vector_search(local.settings, query, 3)).to_pylist()
+        rows = local.engine.execute(sql.vector_search(local.settings, query, 3)).records()
         assert [r["uri"] for r in rows][0] == other
         assert len(rows) == 3 and query not in [r["uri"] for r in rows]
         distances = [r["distance"] for r in rows]
@@ -124,7 +132,7 @@ def test_similar_ranks_the_two_views_of_a_scene_first(first) -> None:
 
 def test_similar_for_an_image_without_embedding_returns_nothing(first) -> None:
     local, _, _ = first
-    assert local.engine.rows(sql.vector_search(local.settings, uri(local, "bad/notes.jpg"), 3)).num_rows == 0
+    assert local.engine.execute(sql.vector_search(local.settings, uri(local, "bad/notes.jpg"), 3)).records() == []
 
 
 def test_adding_three_images_sends_exactly_three(tmp_path) -> None:
@@ -134,7 +142,7 @@ def test_adding_three_images_sends_exactly_three(tmp_path) -> None:
     added = [copy_photo(name, tmp_path / "images" / "new" / name) for name in MORE_PHOTOS]
     report, sent = local.sent_during()
     assert sorted(sent) == sorted(p.absolute().as_uri() for p in added)
-    assert report.rows_merged == 3 and report.counts.embedded == 5 and report.ok
+    assert report.rows_written == 3 and report.counts.embedded == 5 and report.ok
 
 
 def test_a_changed_file_is_embedded_again(tmp_path) -> None:
@@ -160,7 +168,7 @@ def _seed_with_faults(folder: Path, fraction: float, at_least: int) -> int:
     the seed with the injector's own rule keeps the test from depending on where it runs.
     """
     uris = [uri_of(p) for p in sorted(folder.rglob("*")) if p.is_file()]
-    return next(s for s in range(1000) if sum(FaultInjector(fraction, s).fails(u) for u in uris) >= at_least)
+    return next(s for s in range(1000) if sum(FaultInjector(fraction, s).fails(u, 0) for u in uris) >= at_least)
 
 
 def test_injected_retryable_faults_are_all_retried_to_success(tmp_path, monkeypatch) -> None:
@@ -171,37 +179,36 @@ def test_injected_retryable_faults_are_all_retried_to_success(tmp_path, monkeypa
     local = LocalRun(folder, tmp_path / "embed.duckdb", settings)
     report, sent = local.sent_during(retry_delay=0.0)
     assert 1 <= report.retries <= settings.max_retries
-    assert report.retried_rows == len(sent) - len(photos) > 0  # every row sent again was a retry
+    assert report.retried_objects == len(sent) - len(photos) > 0  # every row sent again was a retry
     # The pipeline stops a run's retries at a round without progress (a lone row failing again has odds
     # 0.3), keeping the row for the next run, which retries it: a bounded number of runs ends the faults.
     runs = 1
     while report.counts.failed_retryable and runs < 10:
         report, again = local.sent_during(retry_delay=0.0)
-        assert report.rows_merged == 0 and 1 <= report.retries <= settings.max_retries
+        assert report.counts.pending == 0 and 1 <= report.retries <= settings.max_retries
         assert set(again) <= set(sent)
         runs += 1
     assert report.counts.failed_retryable == 0 and report.counts.embedded == len(photos)
     assert report.failures == () and report.ok
-    attempts = [row["attempts"] for row in local.results().values()]
-    assert min(attempts) >= 1 and max(attempts) > 1 and sum(attempts) == len(local.model.sent)
+    rows = local.results()  # one row per object: the failed attempts were compacted away
+    attempts = [row["attempts"] for row in rows.values()]
+    assert min(attempts) >= 1 and max(attempts) > 1 and sum(attempts) == len(local.engine.stats.sent)
 
 
 # --- the Python layer's golden statements, unchanged -------------------------------------
 
 
 @pytest.fixture(scope="module")
-def golden_engine(tmp_path_factory) -> LocalEngine:
+def golden_engine(tmp_path_factory) -> tuple[LocalEngine, list[str]]:
     """A db for the example settings (my-project.bqml_tutorial.*) over two photos, with a local model created."""
     base = tmp_path_factory.mktemp("golden")
     settings = load_settings({"endpoint": "local/efficientnet-lite0"}, outputs_file=EXAMPLE_OUTPUTS, environ={})
+    folder = sample_set(base / "images", PHOTOS[:2], bad=False)
     engine = LocalEngine(
-        base / "embed.duckdb",
-        [sample_set(base / "images", PHOTOS[:2], bad=False)],
-        object_table=settings.object_table,
-        default_project=settings.project_id,
+        base / "embed.duckdb", [folder], object_table=settings.object_table, default_project=settings.project_id
     )
     engine.execute(sql.create_model(settings))
-    return engine
+    return engine, [uri_of(folder / p) for p in PHOTOS[:2]]
 
 
 # Goldens the engine refuses on purpose, and why.
@@ -209,51 +216,92 @@ REFUSED = {
     "replace_model.sql": "multimodalembedding@001",  # local vectors are never presented as Vertex AI's
     "embed_batch.video.sql": "images only",
     "embed_batch.json_512.sql": "output_dimensionality 512",
+    "text_search.sql": "uri column",  # the local model embeds images, not text
 }
+# In the order a run issues them; the JSON variant's table is another table (tested below).
 ORDER = [
+    "create_results_table.sql",
+    "embedding_spaces.sql",
     "create_model.sql",
     "replace_model.sql",
-    "create_results_table.sql",
-    "create_results_table.json_512.sql",
+    "pending_objects.sql",
     "embed_batch.sql",
-    "embed_batch.json_512.sql",
     "embed_batch.video.sql",
-    "retry_batch.sql",
-    "prune_superseded.sql",
+    "retryable_objects.sql",
     "status_counts.sql",
+    "compact_results.sql",
+    "prune_deleted.sql",
     "failure_summary.sql",
-    "read_results.sql",
+    "validate_run.sql",
+    "validate_results.sql",
     "vector_search.sql",
+    "text_search.sql",
 ]
+JSON_ORDER = ["create_results_table.json_512.sql", "embed_batch.json_512.sql", "validate_results.json_512.sql"]
+
+
+def golden_statement(filename: str, **values) -> Statement:
+    """The golden file's text as the statement the kit renders for it, with the local model's space."""
+    from tests.python.test_sql import VARIANTS, all_rendered, golden_cases
+
+    [(variant, name)] = [(v, n) for v, n, f in golden_cases() if f == filename]
+    settings = load_settings(VARIANTS[variant], outputs_file=EXAMPLE_OUTPUTS, environ={})
+    [rendered] = [s for s in all_rendered(settings) if s.name == name]
+    text = (GOLDEN / filename).read_text(encoding="utf-8").rstrip("\n")
+    assert text == rendered.sql
+    space = {"endpoint": "local/efficientnet-lite0", "dimension": 1280}
+    declared = {p.name for p in rendered.params}
+    return rendered.with_params(**{k: v for k, v in {**space, **values}.items() if k in declared})
 
 
 def test_every_golden_statement_is_covered() -> None:
-    assert sorted(p.name for p in GOLDEN.glob("*.sql")) == sorted(ORDER)
+    assert sorted(p.name for p in GOLDEN.glob("*.sql")) == sorted(ORDER + JSON_ORDER)
 
 
 def test_golden_statements_execute_unchanged(golden_engine) -> None:
+    """Every statement the kit issues passes the engine's BigQuery rules and runs, text unchanged."""
+    engine, photos = golden_engine
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    values = {"uris": photos, "run_id": "golden", "since": since, "image_uri": photos[0]}
     done = {}
     for name in ORDER:
-        text = (GOLDEN / name).read_text(encoding="utf-8")
+        statement = golden_statement(name, **values)
         if name in REFUSED:
             with pytest.raises(StatementError, match=REFUSED[name]):
-                golden_engine.execute(text)
+                engine.execute(statement)
             continue
-        golden_engine.execute(text, dry_run=True)
-        done[name] = golden_engine.execute(text)
-    assert done["embed_batch.sql"].affected_rows == 2
-    assert done["retry_batch.sql"].affected_rows == 0
-    counts = golden_engine.rows((GOLDEN / "status_counts.sql").read_text()).to_pylist()
-    assert counts == [{"objects": 2, "embedded": 2, "failed_retryable": 0, "failed_permanent": 0, "pending": 0}]
-    assert golden_engine.rows((GOLDEN / "read_results.sql").read_text()).num_rows == 2
-    assert golden_engine.rows((GOLDEN / "vector_search.sql").read_text()).num_rows == 0  # no gs:// objects here
+        engine.execute(statement, dry_run=True)
+        done[name] = engine.execute(statement)
+    assert sorted(r["uri"] for r in done["pending_objects.sql"].records()) == sorted(photos)
+    assert done["embed_batch.sql"].affected_rows == 2 and done["embed_batch.sql"].model_rows == 2
+    assert done["retryable_objects.sql"].records() == []
+    assert done["status_counts.sql"].records() == [
+        {"objects": 2, "embedded": 2, "failed_retryable": 0, "failed_permanent": 0, "pending": 0, "deleted": 0,
+         "superseded_rows": 0, "other_space_rows": 0}
+    ]
+    for name in ("validate_run.sql", "validate_results.sql"):
+        row = done[name].records()[0]
+        assert (row["result_rows"], row["successful_rows"], row["duplicate_rows"]) == (2, 2, 0), name
+    [neighbour] = done["vector_search.sql"].records()
+    assert neighbour["uri"] == photos[1]
+
+
+def test_golden_json_variant_executes_unchanged(tmp_path) -> None:
+    settings = load_settings({"endpoint": "local/efficientnet-lite0"}, outputs_file=EXAMPLE_OUTPUTS, environ={})
+    engine = LocalEngine(tmp_path / "json.duckdb", default_project=settings.project_id)
+    engine.execute(golden_statement("create_results_table.json_512.sql"))
+    row = engine.execute(golden_statement("validate_results.json_512.sql")).records()[0]
+    assert row["result_rows"] == 0
+    engine.execute(sql.create_model(settings))
 
 
 def test_dry_run_does_not_call_the_model(tmp_path) -> None:
     local = LocalRun(sample_set(tmp_path / "images", PHOTOS[:1], bad=False), tmp_path / "embed.duckdb")
     local.engine.execute(sql.create_model(local.settings))
     local.engine.execute(sql.create_results_table(local.settings))
-    assert local.engine.execute(sql.embed_batch(local.settings), dry_run=True).affected_rows is None
+    batch = sql.embed_batch(local.settings).with_params(uris=[uri_of(local.folder / PHOTOS[0])])
+    checked = local.engine.execute(batch, dry_run=True)
+    assert checked.affected_rows is None and checked.bytes_billed == 10 * 2**20  # the object table's minimum
     assert local.model.sent == [] and local.results() == {}
 
 

@@ -30,12 +30,7 @@ from embed.engines.local.models import (  # noqa: E402
     rejection_status,
 )
 from embed.engines.local.models.efficientnet import SIDE, EfficientNetLite0, onnx_path, torch_feature_net  # noqa: E402
-from embed.engines.local.models.faults import (  # noqa: E402
-    FAULTS_ENV,
-    RESOURCE_EXHAUSTED_STATUS,
-    FaultInjector,
-    parse_faults,
-)
+from embed.engines.local.models.faults import FAULTS_ENV  # noqa: E402
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, ImageRejected, decode_image  # noqa: E402
 from embed.errors import EmbedError  # noqa: E402
 from embed.sql import RETRYABLE_PREFIX  # noqa: E402
@@ -217,59 +212,6 @@ def test_a_jpeg_named_png_is_judged_by_its_bytes(model: EfficientNetLite0, tmp_p
     with Image.open(DATA / "chelsea.png") as img:
         img.save(tmp_path / "really-a-jpeg.png", format="JPEG")
     assert model.embed_images([row(tmp_path / "really-a-jpeg.png")])[0].status == ""
-
-
-# --- the fault knob ------------------------------------------------------------------------
-
-
-def test_fault_knob_fails_about_the_fraction_deterministically() -> None:
-    uris = [f"file:///photos/{i}.png" for i in range(4000)]
-    first = [parse_faults("retryable:0.3,seed:7").fails(u) for u in uris]
-    injector = parse_faults("retryable:0.3,seed:7")
-    assert [injector.fails(u) for u in uris] == first
-    assert 0.27 < sum(first) / len(uris) < 0.33
-    other_seed = parse_faults("retryable:0.3,seed:8")
-    assert [other_seed.fails(u) for u in uris] != first
-    assert not any(FaultInjector().fails(u) for u in uris)
-
-
-def test_retries_of_faulted_rows_converge() -> None:
-    injector = parse_faults("retryable:0.5,seed:7")
-    failing = [f"file:///photos/{i}.png" for i in range(1000)]
-    for attempt in range(40):
-        failing = [u for u in failing if injector.fails(u)]
-        if not failing:
-            break
-    assert not failing, f"{len(failing)} rows still failing after {attempt + 1} attempts"
-
-
-def test_fault_knob_gives_rows_the_retryable_status(model: EfficientNetLite0, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(FAULTS_ENV, "retryable:0.3,seed:7")
-    path = DATA / "astronaut.png"
-    items = [row(path, f"file://{path}#{i}") for i in range(60)]
-    statuses = [o.status for o in model.embed_images(items)]
-    failed = [s for s in statuses if s]
-    assert set(failed) == {RESOURCE_EXHAUSTED_STATUS}
-    assert RESOURCE_EXHAUSTED_STATUS.startswith(RETRYABLE_PREFIX + " RESOURCE_EXHAUSTED")
-    assert 6 <= len(failed) <= 30
-    pending = [item for item, status in zip(items, statuses) if status]
-    for _ in range(30):
-        pending = [i for i, o in zip(pending, model.embed_images(pending)) if o.status]
-        if not pending:
-            break
-    assert not pending
-
-
-@pytest.mark.parametrize("spec", ["retryable:1.5", "retryable:1", "retryable:abc", "bogus:1", "seed:3", "retryable"])
-def test_bad_fault_knob_values_are_refused(
-    spec: str, model: EfficientNetLite0, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with pytest.raises(EmbedError, match=FAULTS_ENV):
-        parse_faults(spec)
-    monkeypatch.setenv(FAULTS_ENV, spec)
-    with pytest.raises(EmbedError) as raised:
-        model.embed_images([row(DATA / "astronaut.png")])
-    assert raised.value.exit_code == 2
 
 
 # --- endpoints and options -----------------------------------------------------------------

@@ -131,6 +131,7 @@ class ScriptedQuery:
     rows: list[list[Any]] = field(default_factory=list)
     dml_affected_rows: Optional[int] = None
     bytes_processed: int = 0
+    bytes_billed: Optional[int] = None
     error: Optional[dict[str, Any]] = None  # errorResult of a job that fails
     insert_error: Optional[tuple[int, dict[str, Any]]] = None  # HTTP error answering jobs.insert
 
@@ -185,6 +186,8 @@ class FakeBigQuery:
                 "query": {"totalBytesProcessed": str(scripted.bytes_processed)},
             },
         }
+        if scripted.bytes_billed is not None:
+            resource["statistics"]["query"]["totalBytesBilled"] = str(scripted.bytes_billed)
         if scripted.dml_affected_rows is not None:
             resource["statistics"]["query"]["numDmlAffectedRows"] = str(scripted.dml_affected_rows)
         if scripted.error is not None:

@@ -1,18 +1,18 @@
 """A scripted Engine for tests: it answers per statement name and records every statement it receives.
 
-A statement is named by matching its text exactly against what embed.sql renders for the
-settings; any other text fails the test, so SQL assembled elsewhere cannot go unnoticed.
+A statement's text must be exactly what embed.sql renders for the settings under that name;
+any other text fails the test, so SQL assembled elsewhere cannot go unnoticed.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import pyarrow as pa
 
 from embed import sql
-from embed.engines.base import Column, QueryResult
+from embed.engines.base import Column, QueryResult, Statement
 from embed.identifiers import ModelRef, TableRef
 from embed.schema import ExpectedSchema, expected_schema
 from embed.settings import Settings
@@ -22,6 +22,7 @@ _LEGACY = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
 OK = ""
 RETRYABLE = "A retryable error occurred: RESOURCE_EXHAUSTED error from remote service/endpoint."
 PERMANENT = "Invalid image: the object is not a supported image."
+_REQUIRED = ("uri", "embedding_endpoint", "embedding_dimension", "embedded_at", "attempts")
 
 
 def columns_of(expected: ExpectedSchema, *, ref: bool = False, legacy: bool = True) -> tuple[Column, ...]:
@@ -35,45 +36,21 @@ def columns_of(expected: ExpectedSchema, *, ref: bool = False, legacy: bool = Tr
                 out.append(Column("ref", "RECORD", "NULLABLE", (Column("uri", "STRING"), Column("version", "STRING"))))
             continue
         kind = _LEGACY.get(c.type, c.type) if legacy else c.type
-        mode = "REQUIRED" if c.name in ("uri", "embedded_at", "attempts") else c.mode
+        mode = "REQUIRED" if c.name in _REQUIRED else c.mode
         out.append(Column(c.name, kind, mode))
     return tuple(out)
 
 
-def result_rows(
-    expected: ExpectedSchema, rows: list[tuple[str, Any, str]], *, ref: bool = False, json_text: bool = False
-) -> pa.Table:
-    """An Arrow table shaped like a real results table: (uri, embedding, status) per row."""
-    when = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
-    names = expected.result
-    data: dict[str, pa.Array] = {
-        "uri": pa.array([u for u, _, _ in rows], pa.string()),
-        "generation": pa.array([1700000000000000 + i for i in range(len(rows))], pa.int64()),
-        "content_type": pa.array(["image/jpeg"] * len(rows), pa.string()),
-        "size": pa.array([1024] * len(rows), pa.int64()),
-        "md5_hash": pa.array(["1B2M2Y8AsgTpgAmY7PhCfg=="] * len(rows), pa.string()),
-        "updated": pa.array([when] * len(rows), pa.timestamp("us", tz="UTC")),
-    }
-    if ref:
-        data["ref"] = pa.array(
-            [{"uri": u, "version": "1"} for u, _, _ in rows],
-            pa.struct([("uri", pa.string()), ("version", pa.string())]),
-        )
-    embeddings = [e for _, e, _ in rows]
-    if json_text:
-        data[names.embedding] = pa.array(embeddings, pa.string())
-    else:
-        data[names.embedding] = pa.array(embeddings, pa.list_(pa.float64()))
-    data[names.status] = pa.array([s for _, _, s in rows], pa.string())
-    data[names.start_sec] = pa.array([None] * len(rows), pa.int64())
-    data[names.end_sec] = pa.array([None] * len(rows), pa.int64())
-    if "embedded_at" in expected.names:
-        data["embedded_at"] = pa.array([when] * len(rows), pa.timestamp("us", tz="UTC"))
-        data["attempts"] = pa.array([1] * len(rows), pa.int64())
-    return pa.table(data)
-
-
-def counts(objects: int = 0, embedded: int = 0, retryable: int = 0, permanent: int = 0, pending: int = 0) -> list:
+def counts(
+    objects: int = 0,
+    embedded: int = 0,
+    retryable: int = 0,
+    permanent: int = 0,
+    pending: int = 0,
+    deleted: int = 0,
+    superseded: int = 0,
+    other_space: int = 0,
+) -> list[dict[str, int]]:
     """One status_counts result row."""
     return [
         {
@@ -82,8 +59,62 @@ def counts(objects: int = 0, embedded: int = 0, retryable: int = 0, permanent: i
             "failed_retryable": retryable,
             "failed_permanent": permanent,
             "pending": pending,
+            "deleted": deleted,
+            "superseded_rows": superseded,
+            "other_space_rows": other_space,
         }
     ]
+
+
+def validation_row(**values: Any) -> list[dict[str, Any]]:
+    """One validate_results result row: zero problems unless given."""
+    row: dict[str, Any] = {
+        "result_rows": 0,
+        "successful_rows": 0,
+        "null_status_rows": 0,
+        "null_embedding_rows": 0,
+        "wrong_length_rows": 0,
+        "null_value_rows": 0,
+        "nan_value_rows": 0,
+        "duplicate_rows": 0,
+        "other_space_rows": 0,
+        "examples": [],
+        "duplicate_examples": [],
+    }
+    row.update(values)
+    return [row]
+
+
+def uris(*names: str) -> list[dict[str, str]]:
+    """pending_objects result rows."""
+    return [{"uri": f"gs://b/{n}"} for n in names]
+
+
+def retryable_rows(*names: str, attempts: int = 1) -> list[dict[str, Any]]:
+    """retryable_objects result rows, in the order given (oldest attempt first)."""
+    return [{"uri": f"gs://b/{n}", "generation": 7, "attempts": attempts, "attempted_at": None} for n in names]
+
+
+@dataclass
+class Call:
+    """One statement the engine received."""
+
+    name: str
+    statement: Statement
+    dry_run: bool
+
+    def param(self, name: str) -> Any:
+        """The value of parameter ``name``."""
+        return {p.name: p.value for p in self.statement.params}[name]
+
+
+Answer = Any  # an int (rows changed), rows (list of dicts), a QueryResult, an exception, or a callable of the Statement
+
+
+def _sent_all(statement: Statement) -> QueryResult:
+    """embed_batch's default answer: one row written for each uri sent."""
+    sent = len({p.name: p.value for p in statement.params}["uris"])
+    return QueryResult(affected_rows=sent, model_rows=sent)
 
 
 class ScriptedEngine:
@@ -95,65 +126,59 @@ class ScriptedEngine:
         *,
         endpoint: Optional[str] = None,
         table: Optional[tuple[Column, ...]] = None,
-        results: Optional[pa.Table] = None,
-        script: Optional[dict[str, list[Any]]] = None,
+        script: Optional[dict[str, list[Answer]]] = None,
+        running: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.endpoint = endpoint
         self.table = table
-        self.results = results
-        self.script = {name: list(answers) for name, answers in (script or {}).items()}
-        self.calls: list[tuple[str, str, bool]] = []
-        self.names = {s.sql: s.name for s in sql.run_statements(settings)}
-        self.names[sql.prune_superseded(settings)] = "prune_superseded"
+        self.running = running
+        self.script: dict[str, list[Answer]] = {"embed_batch": [_sent_all]}
+        self.script.update({name: list(answers) for name, answers in (script or {}).items()})
+        self.calls: list[Call] = []
+        rendered = [*sql.run_statements(settings), sql.validate_results(settings)]
+        self.rendered = {s.name: s.sql for s in rendered}
 
-    def _name(self, text: str) -> str:
-        assert text in self.names, f"statement not rendered by embed.sql:\n{text}"
-        return self.names[text]
-
-    def _answer(self, name: str) -> Any:
+    def _answer(self, name: str, statement: Statement) -> QueryResult:
         answers = self.script.get(name)
         assert answers, f"no scripted answer for {name}"
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
         if isinstance(answer, BaseException):
             raise answer
-        return answer
+        if callable(answer):
+            answer = answer(statement)
+        if isinstance(answer, QueryResult):
+            return answer
+        if isinstance(answer, list):
+            return QueryResult(rows=pa.Table.from_pylist(answer) if answer else pa.table({}), bytes_billed=10 << 20)
+        return QueryResult(affected_rows=answer, bytes_billed=10 << 20)
 
-    def named(self, name: str) -> list[str]:
-        """The SQL of every call of statement ``name``."""
-        return [text for n, text, _ in self.calls if n == name]
+    def named(self, name: str) -> list[Call]:
+        """Every call of statement ``name`` that ran (dry runs left out)."""
+        return [c for c in self.calls if c.name == name and not c.dry_run]
 
     @property
     def sequence(self) -> list[str]:
-        """Statement names in the order received."""
-        return [n for n, _, _ in self.calls]
+        """Names of the statements that ran, in order (dry runs left out)."""
+        return [c.name for c in self.calls if not c.dry_run]
 
-    def execute(self, sql_text: str, *, dry_run: bool = False) -> QueryResult:
-        name = self._name(sql_text)
-        self.calls.append((name, sql_text, dry_run))
+    def execute(self, statement: Statement, *, dry_run: bool = False) -> QueryResult:
+        assert self.rendered.get(statement.name) == statement.sql, f"not rendered by embed.sql:\n{statement.sql}"
+        self.calls.append(Call(statement.name, statement, dry_run))
         if dry_run:
-            answer = self.script.get(f"dry:{name}")
-            if answer:
-                return self._answer(f"dry:{name}")
+            if f"dry:{statement.name}" in self.script:
+                return self._answer(f"dry:{statement.name}", statement)
             return QueryResult(bytes_processed=1000 + len(self.calls))
-        answer = self._answer(name)
-        if name == "create_results_table":
+        answer = self._answer(statement.name, statement)
+        if statement.name == "create_results_table":
             self.table = columns_of(expected_schema(self.settings))
-        if name in ("create_model", "replace_model"):
+        if statement.name in ("create_model", "replace_model"):
             self.endpoint = self.settings.endpoint
-        return answer if isinstance(answer, QueryResult) else QueryResult(affected_rows=answer)
+        return answer
 
-    def rows(self, sql_text: str) -> pa.Table:
-        name = self._name(sql_text)
-        self.calls.append((name, sql_text, False))
-        answer = self._answer(name)
-        return answer if isinstance(answer, pa.Table) else pa.Table.from_pylist(answer)
-
-    def iter_rows(self, sql_text: str, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
-        name = self._name(sql_text)
-        self.calls.append((name, sql_text, False))
-        table = self.results if self.results is not None else pa.table({})
-        return iter(table.to_batches(max_chunksize=2))
+    def running_jobs(self, table: TableRef) -> tuple[str, ...]:
+        assert table == self.settings.results_table
+        return self.running
 
     def schema(self, table: TableRef) -> Optional[tuple[Column, ...]]:
         assert table == self.settings.results_table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -11,7 +12,7 @@ import pytest
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from embed.engines.base import Column, StatementError
+from embed.engines.base import Column, QueryParameter, Statement, StatementError
 from embed.errors import EmbedError
 from embed.identifiers import ModelRef, TableRef
 from tests.python.google_fake import BQ, FakeBigQuery, FakeGoogle, ScriptedQuery, error_body
@@ -19,7 +20,13 @@ from tests.python.google_fake import BQ, FakeBigQuery, FakeGoogle, ScriptedQuery
 bigquery = pytest.importorskip("google.cloud.bigquery")
 from google.auth.credentials import AnonymousCredentials  # noqa: E402
 
-from embed.engines.bigquery import BigQueryEngine, connect, is_propagation_error, label_value  # noqa: E402
+from embed.engines.bigquery import (  # noqa: E402
+    BigQueryEngine,
+    connect,
+    is_propagation_error,
+    label_value,
+    table_label,
+)
 
 PROJECT = "my-project"
 PROPAGATION_403 = (
@@ -42,6 +49,11 @@ def make_engine(
     return BigQueryEngine(PROJECT, location, labels or {}, run_id, client, retry_deadline=2.0), fake
 
 
+def stmt(text: str, *params: QueryParameter, calls_model: bool = False) -> Statement:
+    """A statement for the engine."""
+    return Statement("test", text, tuple(params), calls_model=calls_model)
+
+
 def inserted(fake: FakeGoogle) -> list[dict[str, Any]]:
     """Bodies of every jobs.insert request."""
     return [s.body for s in fake.sent if s.method == "POST" and s.path.endswith(f"/projects/{PROJECT}/jobs")]
@@ -52,7 +64,7 @@ def inserted(fake: FakeGoogle) -> list[dict[str, Any]]:
 
 def test_execute_sends_query_location_and_labels() -> None:
     engine, fake = make_engine(location="EU", labels={"team": "Vision"})
-    result = engine.execute("CREATE MODEL IF NOT EXISTS `my-project.d.m` OPTIONS (x = 1)")
+    result = engine.execute(stmt("CREATE MODEL IF NOT EXISTS `my-project.d.m` OPTIONS (x = 1)"))
     [body] = inserted(fake)
     query = body["configuration"]["query"]
     assert query["query"] == "CREATE MODEL IF NOT EXISTS `my-project.d.m` OPTIONS (x = 1)"
@@ -73,7 +85,7 @@ def test_execute_sends_query_location_and_labels() -> None:
 
 def test_execute_dry_run_returns_bytes_and_disables_cache() -> None:
     engine, fake = make_engine(lambda sql, body: ScriptedQuery(bytes_processed=123_456))
-    result = engine.execute("SELECT 1", dry_run=True)
+    result = engine.execute(stmt("SELECT 1"), dry_run=True)
     [body] = inserted(fake)
     assert body["configuration"]["dryRun"] is True
     assert body["configuration"]["query"]["useQueryCache"] is False
@@ -87,9 +99,7 @@ def test_execute_dry_run_returns_bytes_and_disables_cache() -> None:
 
 def test_execute_dml_returns_affected_rows() -> None:
     engine, fake = make_engine(lambda sql, body: ScriptedQuery(dml_affected_rows=42, bytes_processed=10))
-    result = engine.execute(
-        "MERGE `my-project.d.r` AS r USING (SELECT 1) AS s ON FALSE WHEN NOT MATCHED THEN INSERT ROW"
-    )
+    result = engine.execute(stmt("MERGE `my-project.d.r` AS r USING (SELECT 1) AS s ON FALSE WHEN NOT MATCHED THEN INSERT ROW"))
     assert result.affected_rows == 42
     assert result.bytes_processed == 10
 
@@ -118,9 +128,9 @@ RESULT_ROWS = [
 ]
 
 
-def test_rows_returns_arrow_table() -> None:
+def test_a_query_returns_its_rows_as_arrow() -> None:
     engine, fake = make_engine(lambda sql, body: ScriptedQuery(schema=RESULT_SCHEMA, rows=RESULT_ROWS))
-    table = engine.rows("SELECT * FROM `my-project.bqml_tutorial.image_embeddings`")
+    table = engine.execute(stmt("SELECT * FROM `my-project.bqml_tutorial.image_embeddings`")).rows
     assert isinstance(table, pa.Table)
     assert table.column_names == ["uri", "ml_generate_embedding_result", "ml_generate_embedding_status"]
     assert table.num_rows == 7
@@ -132,21 +142,148 @@ def test_rows_returns_arrow_table() -> None:
     assert body["configuration"]["labels"]["app"] == "embed-kit"
 
 
-def test_iter_rows_streams_batches_of_the_requested_size() -> None:
-    engine, fake = make_engine(lambda sql, body: ScriptedQuery(schema=RESULT_SCHEMA, rows=RESULT_ROWS))
-    batches = list(engine.iter_rows("SELECT * FROM t", batch_size=3))
-    assert all(isinstance(b, pa.RecordBatch) for b in batches)
-    assert [b.num_rows for b in batches] == [3, 3, 1]
-    assert [u for b in batches for u in b.column(0).to_pylist()] == [r[0] for r in RESULT_ROWS]
-    pages = [s for s in fake.sent if s.method == "GET" and s.params.get("maxResults")]
-    assert pages and all(s.params["maxResults"] == "3" for s in pages)
-    assert all(s.params.get("location", "US") == "US" for s in pages)
-
-
 def test_rows_of_empty_result() -> None:
     engine, _ = make_engine(lambda sql, body: ScriptedQuery(schema=RESULT_SCHEMA, rows=[]))
-    table = engine.rows("SELECT * FROM t WHERE FALSE")
-    assert table.num_rows == 0
+    assert engine.execute(stmt("SELECT * FROM t WHERE FALSE")).rows.num_rows == 0
+
+
+def test_bytes_billed_are_reported() -> None:
+    engine, _ = make_engine(lambda sql, body: ScriptedQuery(dml_affected_rows=3, bytes_processed=11, bytes_billed=10 << 20))
+    result = engine.execute(stmt("DELETE FROM t WHERE TRUE"))
+    assert result.bytes_billed == 10 << 20 and result.bytes_processed == 11
+
+
+# --- query parameters -----------------------------------------------------------------------------------------
+
+
+def test_values_travel_as_typed_query_parameters() -> None:
+    engine, fake = make_engine()
+    since = dt.datetime(2026, 8, 1, 12, tzinfo=dt.timezone.utc)
+    engine.execute(
+        stmt(
+            "SELECT 1",
+            QueryParameter("uris", "ARRAY<STRING>", ["gs://b/bob's cat.jpg", "gs://b/2024--summer.png"]),
+            QueryParameter("prior_attempts", "ARRAY<STRUCT<uri STRING, generation INT64, attempts INT64>>",
+                           [{"uri": "gs://b/a.jpg", "generation": 7, "attempts": 2}]),
+            QueryParameter("nothing", "ARRAY<STRUCT<uri STRING, attempts INT64>>", []),
+            QueryParameter("dimension", "INT64", 1408),
+            QueryParameter("since", "TIMESTAMP", since),
+        )
+    )
+    [body] = inserted(fake)
+    query = body["configuration"]["query"]
+    assert query["parameterMode"] == "NAMED"
+    params = {p["name"]: p for p in query["queryParameters"]}
+    assert params["uris"]["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
+    assert [v["value"] for v in params["uris"]["parameterValue"]["arrayValues"]] == [
+        "gs://b/bob's cat.jpg",
+        "gs://b/2024--summer.png",
+    ]
+    struct_type = params["prior_attempts"]["parameterType"]["arrayType"]
+    assert struct_type["type"] == "STRUCT"
+    assert [(f["name"], f["type"]["type"]) for f in struct_type["structTypes"]] == [
+        ("uri", "STRING"),
+        ("generation", "INT64"),
+        ("attempts", "INT64"),
+    ]
+    [item] = params["prior_attempts"]["parameterValue"]["arrayValues"]
+    assert {k: v["value"] for k, v in item["structValues"].items()} == {"uri": "gs://b/a.jpg", "generation": "7", "attempts": "2"}
+    assert params["nothing"]["parameterType"]["arrayType"]["type"] == "STRUCT"
+    assert params["dimension"] == {"name": "dimension", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "1408"}}
+    assert params["since"]["parameterValue"]["value"].startswith("2026-08-01 12:00:00")
+
+
+# --- a job that fails -----------------------------------------------------------------------------------------
+
+BACKEND = {"reason": "jobBackendError", "message": "The job encountered an internal error during execution."}
+
+
+def flaky(first: ScriptedQuery) -> Callable[[str, dict[str, Any]], ScriptedQuery]:
+    """A script whose first job fails as ``first`` says and whose later jobs succeed."""
+    calls = []
+
+    def script(sql: str, body: dict[str, Any]) -> ScriptedQuery:
+        calls.append(sql)
+        return first if len(calls) == 1 else ScriptedQuery(dml_affected_rows=1)
+
+    return script
+
+
+def test_a_job_failing_for_a_transient_reason_is_run_again() -> None:
+    engine, fake = make_engine(flaky(ScriptedQuery(error=BACKEND)))
+    assert engine.execute(stmt("DELETE FROM t WHERE TRUE")).affected_rows == 1
+    assert len(inserted(fake)) == 2
+
+
+def test_a_job_that_calls_the_model_is_never_run_again() -> None:
+    """Its rows may already have been sent to (and billed by) the endpoint."""
+    engine, fake = make_engine(flaky(ScriptedQuery(error=BACKEND)))
+    with pytest.raises(StatementError, match="internal error"):
+        engine.execute(stmt("INSERT INTO r SELECT * FROM ML.GENERATE_EMBEDDING(MODEL m, TABLE t)", calls_model=True))
+    assert len(inserted(fake)) == 1
+
+
+# --- other runs -----------------------------------------------------------------------------------------------
+
+
+def jobs_page(*jobs: tuple[str, dict[str, str]]) -> dict[str, Any]:
+    return {
+        "kind": "bigquery#jobList",
+        "jobs": [
+            {
+                "id": f"{PROJECT}:US.{job_id}",
+                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                "state": "RUNNING",
+                "status": {"state": "RUNNING"},
+                "configuration": {"labels": labels, "query": {"query": "x"}},
+            }
+            for job_id, labels in jobs
+        ],
+    }
+
+
+def test_running_jobs_of_this_kit_on_the_same_table_are_found() -> None:
+    table = TableRef(PROJECT, "bqml_tutorial", "image_embeddings")
+    engine, fake = make_engine()
+    mine = {"app": "embed-kit", "results-table": table_label(table)}
+    fake.route(
+        "GET",
+        BQ + r"/projects/my-project/jobs",
+        (
+            200,
+            jobs_page(
+                ("other_run", mine),
+                ("other_table", {"app": "embed-kit", "results-table": table_label(TableRef(PROJECT, "d", "x"))}),
+                ("not_ours", {"results-table": table_label(table)}),
+            ),
+        ),
+    )
+    assert engine.running_jobs(table) == ("other_run",)
+    [listing] = fake.calls("GET", "/jobs")
+    assert listing.params["stateFilter"] == "running" and listing.params["allUsers"] == "True"
+    assert "minCreationTime" in listing.params
+
+
+def test_running_jobs_falls_back_to_the_callers_own_jobs() -> None:
+    table = TableRef(PROJECT, "d", "t")
+    engine, fake = make_engine()
+    answers = [(403, error_body(403, "Access Denied: bigquery.jobs.listAll", "accessDenied")), (200, jobs_page())]
+    fake.route("GET", BQ + r"/projects/my-project/jobs", lambda sent, match: answers.pop(0))
+    assert engine.running_jobs(table) == ()
+    listings = fake.calls("GET", "/jobs")
+    assert [s.params.get("allUsers") for s in listings] == ["True", None]
+
+
+def test_jobs_carry_the_results_table_label() -> None:
+    fake = FakeGoogle()
+    FakeBigQuery(fake, lambda sql, body: ScriptedQuery())
+    client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(), _http=fake.session())
+    table = TableRef(PROJECT, "bqml_tutorial", "image_embeddings")
+    engine = BigQueryEngine(PROJECT, "US", {}, "r", client, results_table=table)
+    engine.execute(stmt("SELECT 1"))
+    assert inserted(fake)[0]["configuration"]["labels"]["results-table"] == "my-project-bqml_tutorial-image_embeddings"
+    long = TableRef(PROJECT, "d" * 40, "t" * 40)
+    assert len(table_label(long)) <= 63 and table_label(long) != table_label(TableRef(PROJECT, "d" * 40, "t" * 41))
 
 
 # --- errors --------------------------------------------------------------------------------------------------
@@ -157,7 +294,7 @@ def test_propagation_403_on_insert_is_propagating() -> None:
         lambda sql, body: ScriptedQuery(insert_error=(403, error_body(403, PROPAGATION_403, "accessDenied")))
     )
     with pytest.raises(StatementError) as info:
-        engine.execute("CREATE MODEL IF NOT EXISTS m")
+        engine.execute(stmt("CREATE MODEL IF NOT EXISTS m"))
     assert info.value.propagating is True
     assert "does not have the permission to access or use the endpoint" in str(info.value)
 
@@ -169,7 +306,7 @@ def test_propagation_failure_of_the_job_is_propagating() -> None:
     )
     engine, _ = make_engine(lambda sql, body: ScriptedQuery(error={"reason": "accessDenied", "message": message}))
     with pytest.raises(StatementError) as info:
-        engine.execute("SELECT * FROM ML.GENERATE_EMBEDDING(MODEL m, TABLE t)")
+        engine.execute(stmt("SELECT * FROM ML.GENERATE_EMBEDDING(MODEL m, TABLE t)"))
     assert info.value.propagating is True
     assert "does not have the permission to access resource" in str(info.value)
 
@@ -180,7 +317,7 @@ def test_other_400_is_final_with_server_message() -> None:
         lambda sql, body: ScriptedQuery(insert_error=(400, error_body(400, message, "invalidQuery")))
     )
     with pytest.raises(StatementError) as info:
-        engine.execute("SELECT FROM", dry_run=True)
+        engine.execute(stmt("SELECT FROM"), dry_run=True)
     assert info.value.propagating is False
     assert message in str(info.value)
 
@@ -190,7 +327,7 @@ def test_failed_job_is_final_and_mentions_location_for_missing_connection() -> N
         lambda sql, body: ScriptedQuery(error={"reason": "notFound", "message": "Not found: Connection embed_conn"})
     )
     with pytest.raises(StatementError) as info:
-        engine.execute("CREATE MODEL m REMOTE WITH CONNECTION `my-project.us.embed_conn`")
+        engine.execute(stmt("CREATE MODEL m REMOTE WITH CONNECTION `my-project.us.embed_conn`"))
     assert info.value.propagating is False
     assert "Not found: Connection embed_conn" in str(info.value)
     assert "location 'US'" in str(info.value)
@@ -203,7 +340,7 @@ def test_access_denied_on_a_table_is_not_propagation() -> None:
         lambda sql, body: ScriptedQuery(insert_error=(403, error_body(403, message, "accessDenied")))
     )
     with pytest.raises(StatementError) as info:
-        engine.rows("SELECT * FROM `my-project.d.t`")
+        engine.execute(stmt("SELECT * FROM `my-project.d.t`"))
     assert info.value.propagating is False
 
 
@@ -240,7 +377,7 @@ def test_unreachable_network_fails_at_once_without_retrying() -> None:
     engine, fake = make_engine()
     fake.fail_with = unreachable_error()
     with pytest.raises(EmbedError) as info:
-        engine.execute("SELECT 1")
+        engine.execute(stmt("SELECT 1"))
     assert info.value.exit_code == 2
     assert str(info.value).startswith("cannot reach BigQuery")
     assert "HTTPS_PROXY" in str(info.value)
@@ -250,7 +387,7 @@ def test_unreachable_network_fails_at_once_without_retrying() -> None:
 def test_connection_reset_is_retried_then_succeeds() -> None:
     engine, fake = make_engine()
     fake.fail_next = [requests.exceptions.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))]
-    result = engine.execute("SELECT 1")
+    result = engine.execute(stmt("SELECT 1"))
     assert result.job_id is not None
     assert len(inserted(fake)) == 2  # the reset insert, then its retry
 
@@ -430,9 +567,9 @@ def test_connect_with_unreachable_network_fails_with_clear_message(
     for name in ("HTTPS_PROXY", "https_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens on the discard port
     engine = connect(example_settings(), "run-1")
-    assert engine.labels == {"app": "embed-kit", "run-id": "run-1"}
+    assert engine.labels == {"app": "embed-kit", "run-id": "run-1", "results-table": "my-project-bqml_tutorial-image_embeddings"}
     assert engine.location == "US" and engine.project == "my-project"
     with pytest.raises(EmbedError) as info:
-        engine.execute("SELECT 1")
+        engine.execute(stmt("SELECT 1"))
     assert info.value.exit_code == 2
     assert str(info.value).startswith("cannot reach BigQuery")

@@ -12,23 +12,24 @@ from embed.engines.base import StatementError
 from embed.schema import expected_schema
 from embed.settings import load_settings
 from tests.python.conftest import EXAMPLE_OUTPUTS
-from tests.python.scripted import OK, PERMANENT, ScriptedEngine, columns_of, counts, result_rows
+from tests.python.scripted import PERMANENT, ScriptedEngine, columns_of, counts, uris, validation_row
 
 SETTINGS = load_settings(outputs_file=EXAMPLE_OUTPUTS, environ={})
 
 
 def good_engine(**script) -> ScriptedEngine:
-    expected = expected_schema(SETTINGS)
     base = {
         "create_model": [None],
         "create_results_table": [None],
-        "embed_batch": [2, 0],
         "status_counts": [counts(objects=2, pending=2), counts(objects=2, embedded=1, permanent=1)],
+        "pending_objects": [uris("a.jpg", "b.jpg")],
+        "retryable_objects": [[]],
         "failure_summary": [[{"status": PERMANENT, "retryable": False, "result_rows": 1}]],
+        "validate_run": [validation_row(result_rows=2, successful_rows=1)],
+        "validate_results": [validation_row(result_rows=2, successful_rows=1)],
     }
     base.update(script)
-    rows = [("gs://b/a.jpg", [0.3] * 1408, OK), ("gs://b/b.jpg", [], PERMANENT)]
-    return ScriptedEngine(SETTINGS, script=base, results=result_rows(expected, rows))
+    return ScriptedEngine(SETTINGS, script=base)
 
 
 @pytest.fixture
@@ -61,23 +62,25 @@ def test_run_json_is_pure_and_exit_zero(cli_run) -> None:
     code, out, err, made = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["ok"] is True and data["model"] == "created" and data["rows_merged"] == 2
+    assert data["ok"] is True and data["model"] == "created" and data["rows_written"] == 2
     assert data["failures"] == [{"status": PERMANENT, "retryable": False, "rows": 1}]
     assert data["validation"]["ok"] is True
-    assert engine.named("embed_batch") == [sql.embed_batch(SETTINGS)] * 2
-    assert made[0][0] == "bigquery" and made[0][1] == SETTINGS and made[0][2]
+    assert [c.param("uris") for c in engine.named("embed_batch")] == [["gs://b/a.jpg", "gs://b/b.jpg"]]
+    assert made[0][0] == "bigquery" and made[0][1] == SETTINGS and made[0][2] == data["run_id"]
+    assert engine.named("embed_batch")[0].param("run_id") == data["run_id"]
+    assert [j["name"] for j in data["jobs"]][:2] == ["create_results_table", "status_counts"]
+    assert data["billing"] == "reported by BigQuery" and data["bytes_billed"] > 0
 
 
 def test_run_prints_summary_tables(cli_run) -> None:
     code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS))
     assert code == 0, err
-    assert "Run" in out and "rows merged" in out and "Validation of" in out
-    assert "created model" in err
+    assert "Run " in out and "rows written" in out and "Validation of" in out and "bytes billed" in out
+    assert "created model" in err and err.startswith("run ")
 
 
 def test_run_exits_one_when_validation_fails(cli_run) -> None:
-    engine = good_engine()
-    engine.results = result_rows(expected_schema(SETTINGS), [("gs://b/a.jpg", [0.3] * 7, OK)])
+    engine = good_engine(validate_run=[validation_row(result_rows=1, successful_rows=1, wrong_length_rows=1)])
     code, out, err, _ = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
     assert code == 1
     assert json.loads(out)["validation"]["wrong_length_rows"] == 1
@@ -104,7 +107,7 @@ def test_run_dry_run_runs_nothing(cli_run) -> None:
     engine = good_engine()
     code, out, err, _ = cli_run(engine, "run", "--outputs", str(EXAMPLE_OUTPUTS), "--dry-run", "--json")
     assert code == 0, err
-    assert engine.calls and all(dry for _, _, dry in engine.calls)
+    assert engine.calls and all(c.dry_run for c in engine.calls)
     names = [c["name"] for c in json.loads(out)["dry_run"]]
     assert names == [s.name for s in sql.run_statements(SETTINGS)]
 
@@ -124,8 +127,17 @@ def test_status_json(cli_run) -> None:
     code, out, err, _ = cli_run(engine, "status", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["counts"] == {"objects": 5, "embedded": 3, "failed_retryable": 1, "failed_permanent": 0, "pending": 1}
-    assert engine.named("status_counts") == [sql.status_counts(SETTINGS)]
+    assert data["counts"] == {
+        "objects": 5,
+        "embedded": 3,
+        "failed_retryable": 1,
+        "failed_permanent": 0,
+        "pending": 1,
+        "deleted": 0,
+        "superseded_rows": 0,
+        "other_space_rows": 0,
+    }
+    assert [c.statement for c in engine.named("status_counts")] == [sql.status_counts(SETTINGS)]
 
 
 def test_status_without_results_table(cli_run) -> None:
@@ -139,7 +151,7 @@ def test_validate_ok_and_broken(cli_run) -> None:
     code, out, err, _ = cli_run(engine, "validate", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
     assert code == 0, err
     assert json.loads(out)["ok"] is True
-    assert engine.named("read_results") == [sql.read_results(SETTINGS)]
+    assert [c.statement for c in engine.named("validate_results")] == [sql.validate_results(SETTINGS)]
     engine.table = tuple(c for c in engine.table if c.name != "attempts")
     code, out, err, _ = cli_run(engine, "validate", "--outputs", str(EXAMPLE_OUTPUTS), "--json")
     assert code == 1 and json.loads(out)["missing_columns"] == ["attempts"]

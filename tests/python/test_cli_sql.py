@@ -38,6 +38,8 @@ def test_sql_with_example_outputs_prints_every_statement() -> None:
     for statement in statements:
         assert f"-- {statement.name}: " in result.stdout
         assert statement.sql + ";" in result.stdout
+        for param in statement.params:
+            assert f"--   @{param.name} {param.type}\n" in result.stdout
     trees = [t for t in sqlglot.parse(result.stdout, read="bigquery") if t is not None]
     assert len(trees) == len(statements)
     assert not any(t.find(exp.Command) for t in trees)
@@ -55,17 +57,17 @@ def test_sql_flags_override_outputs() -> None:
         "my-project.bqml_tutorial.other_results",
     )
     assert result.returncode == 0, result.stderr
-    assert "LIMIT 42\n" in result.stdout
     assert "FALSE AS flatten_json_output" in result.stdout
     assert "ml_generate_embedding_result JSON," in result.stdout
-    assert "MERGE `my-project.bqml_tutorial.other_results` AS r" in result.stdout
+    assert "INSERT INTO `my-project.bqml_tutorial.other_results` (" in result.stdout
+    assert "-- embed_batch: per batch of 42 pending uris" in result.stdout
     assert "image_embeddings" not in result.stdout
 
 
 def test_sql_env_overrides_outputs() -> None:
     result = embed("sql", "--outputs", "terraform/outputs.example.json", env={"EMBED_BATCH_SIZE": "7"})
     assert result.returncode == 0, result.stderr
-    assert "LIMIT 7\n" in result.stdout
+    assert "-- embed_batch: per batch of 7 pending uris" in result.stdout
 
 
 @pytest.mark.parametrize(

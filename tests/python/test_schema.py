@@ -13,7 +13,7 @@ from embed.schema import EmbeddingFunction, expected_schema
 
 def template_columns(text: str) -> dict[str, str]:
     """Column name -> declared type from the rendered CREATE TABLE statement."""
-    body = text.split("(", 1)[1].rsplit(")\nCLUSTER", 1)[0]
+    body = text.split("(", 1)[1].rsplit(")\nPARTITION BY", 1)[0]
     out = {}
     for line in body.strip().splitlines():
         match = re.fullmatch(r"\s*(\w+) (.+?)(?: NOT NULL)?,?", line)
@@ -26,7 +26,7 @@ def template_columns(text: str) -> dict[str, str]:
 def test_expected_columns_match_the_results_table_template(example_settings, flatten: bool) -> None:
     settings = example_settings(flatten_json_output=flatten)
     expected = expected_schema(settings)
-    declared = template_columns(sql.create_results_table(settings))
+    declared = template_columns(sql.create_results_table(settings).sql)
     required = {c.name: c.describe() for c in expected.columns if c.required}
     as_sql = {name: "ARRAY<FLOAT64>" if kind == "FLOAT64 REPEATED" else kind for name, kind in required.items()}
     assert as_sql == declared

@@ -11,7 +11,9 @@ import sqlglot
 from sqlglot import exp
 
 from embed import sql
+from embed.engines.base import Statement, parse_type
 from embed.identifiers import Sql
+from embed.schema import expected_schema
 from embed.settings import Settings
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -35,10 +37,17 @@ def parse_one(text: str) -> exp.Expression:
 
 def all_statements(settings: Settings) -> dict[str, str]:
     """Every statement function's output, including conditional ones."""
-    return {s.name: s.sql for s in sql.run_statements(settings)} | {
-        "prune_superseded": sql.prune_superseded(settings),
-        "vector_search": sql.vector_search(settings, "gs://bucket/images/cat.jpg", 5),
-    }
+    return {s.name: s.sql for s in all_rendered(settings)}
+
+
+def all_rendered(settings: Settings) -> list[Statement]:
+    """Every statement the kit renders for ``settings``, with its parameters."""
+    return [
+        *sql.run_statements(settings),
+        sql.validate_results(settings),
+        sql.vector_search(settings, "gs://bucket/images/cat.jpg", 5),
+        sql.text_search(settings, "a red motorcycle", 5),
+    ]
 
 
 def golden_cases() -> list[tuple[str, str, str]]:
@@ -47,24 +56,30 @@ def golden_cases() -> list[tuple[str, str, str]]:
     cases += [
         ("json_512", "create_results_table", "create_results_table.json_512.sql"),
         ("json_512", "embed_batch", "embed_batch.json_512.sql"),
+        ("json_512", "validate_results", "validate_results.json_512.sql"),
         ("video", "embed_batch", "embed_batch.video.sql"),
     ]
     return cases
 
 
 def all_statements_names() -> list[str]:
-    """Names of every statement, in run order, with prune last."""
+    """Names of every statement, in run order, then those of other commands."""
     return [
+        "create_results_table",
+        "status_counts",
+        "embedding_spaces",
         "create_model",
         "replace_model",
-        "create_results_table",
+        "pending_objects",
         "embed_batch",
-        "retry_batch",
-        "status_counts",
+        "retryable_objects",
+        "compact_results",
+        "prune_deleted",
         "failure_summary",
-        "read_results",
-        "prune_superseded",
+        "validate_run",
+        "validate_results",
         "vector_search",
+        "text_search",
     ]
 
 
@@ -86,20 +101,34 @@ def test_no_stray_goldens() -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_statement_parses(example_settings, variant: str) -> None:
     statements = all_statements(example_settings(**VARIANTS[variant]))
-    assert set(statements) == set(all_statements_names())
+    assert list(statements) == all_statements_names()
     kinds = {name: type(parse_one(text)) for name, text in statements.items()}
     assert kinds == {
+        "create_results_table": exp.Create,
+        "status_counts": exp.Select,
+        "embedding_spaces": exp.Select,
         "create_model": exp.Create,
         "replace_model": exp.Create,
-        "create_results_table": exp.Create,
-        "embed_batch": exp.Merge,
-        "retry_batch": exp.Merge,
-        "status_counts": exp.Select,
+        "pending_objects": exp.Select,
+        "embed_batch": exp.Insert,
+        "retryable_objects": exp.Select,
+        "compact_results": exp.Delete,
+        "prune_deleted": exp.Delete,
         "failure_summary": exp.Select,
-        "read_results": exp.Select,
-        "prune_superseded": exp.Delete,
+        "validate_run": exp.Select,
+        "validate_results": exp.Select,
         "vector_search": exp.Select,
+        "text_search": exp.Select,
     }
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_parameter_a_statement_uses_is_declared_with_its_type(example_settings, variant: str) -> None:
+    for statement in all_rendered(example_settings(**VARIANTS[variant])):
+        used = {p.name for p in parse_one(statement.sql).find_all(exp.Parameter)}
+        assert used == {p.name for p in statement.params}, statement.name
+        for param in statement.params:
+            parse_type(param.type)
 
 
 def test_domain_scoped_project_parses(write_outputs, example_value) -> None:
@@ -117,37 +146,49 @@ def test_domain_scoped_project_parses(write_outputs, example_value) -> None:
     settings = load_settings(outputs_file=write_outputs(wrap(example_value)), environ={})
     for text in all_statements(settings).values():
         parse_one(text)
-    assert "`example.com:my-project.bqml_tutorial.embedding_model`" in sql.create_model(settings)
+    assert "`example.com:my-project.bqml_tutorial.embedding_model`" in sql.create_model(settings).sql
 
 
-def test_run_statements_order_and_video_prune(example_settings) -> None:
-    names = [s.name for s in sql.run_statements(example_settings())]
-    assert names == [n for n in all_statements_names() if n not in ("prune_superseded", "vector_search")]
-    video = [s.name for s in sql.run_statements(example_settings(**VARIANTS["video"]))]
-    assert "prune_superseded" in video and video.index("prune_superseded") > video.index("retry_batch")
+def test_what_each_statement_needs_of_an_engine(example_settings) -> None:
+    statements = {s.name: s for s in all_rendered(example_settings())}
+    assert {n for n, s in statements.items() if s.calls_model} == {"embed_batch", "text_search"}
+    assert {n for n, s in statements.items() if s.uses_connection} == {
+        "create_model",
+        "replace_model",
+        "pending_objects",
+        "embed_batch",
+        "retryable_objects",
+        "status_counts",
+        "prune_deleted",
+        "vector_search",
+        "text_search",
+    }
 
 
-def test_read_results_reads_every_row_of_the_results_table(example_settings) -> None:
-    tree = parse_one(sql.read_results(example_settings()))
-    assert isinstance(tree, exp.Select) and tree.is_star
-    assert tree.find(exp.Table).sql("bigquery") == "`my-project.bqml_tutorial.image_embeddings`"
-    assert not tree.args.get("where") and not tree.args.get("limit")
+def test_no_statement_streams_the_embeddings_back(example_settings) -> None:
+    """Nothing but VECTOR_SEARCH and the aggregate validation reads the embedding column, and none returns it."""
+    for statement in all_rendered(example_settings()):
+        tree = parse_one(statement.sql)
+        if not isinstance(tree, exp.Select):
+            continue
+        outputs = {e.alias_or_name for e in tree.expressions}
+        assert "ml_generate_embedding_result" not in outputs and not tree.is_star, statement.name
 
 
 # --- the model ----------------------------------------------------------------------
 
 
 def test_create_model(example_settings) -> None:
-    tree = parse_one(sql.create_model(example_settings()))
+    tree = parse_one(sql.create_model(example_settings()).sql)
     assert tree.args.get("exists") is True and not tree.args.get("replace")
     assert tree.this.sql("bigquery") == "`my-project.bqml_tutorial.embedding_model`"
-    text = sql.create_model(example_settings(endpoint="multimodalembedding@002"))
+    text = sql.create_model(example_settings(endpoint="multimodalembedding@002")).sql
     assert "REMOTE WITH CONNECTION `my-project.us.embed_conn`" in text
     assert "OPTIONS (ENDPOINT = 'multimodalembedding@002')" in text
 
 
 def test_replace_model(example_settings) -> None:
-    tree = parse_one(sql.replace_model(example_settings()))
+    tree = parse_one(sql.replace_model(example_settings()).sql)
     assert tree.args.get("replace") is True and not tree.args.get("exists")
 
 
@@ -161,7 +202,7 @@ def columns(text: str) -> dict[str, str]:
 
 
 def test_results_table_columns(example_settings) -> None:
-    assert columns(sql.create_results_table(example_settings())) == {
+    assert columns(sql.create_results_table(example_settings()).sql) == {
         "uri": "STRING",
         "generation": "INT64",
         "content_type": "STRING",
@@ -172,93 +213,102 @@ def test_results_table_columns(example_settings) -> None:
         "ml_generate_embedding_status": "STRING",
         "ml_generate_embedding_start_sec": "INT64",
         "ml_generate_embedding_end_sec": "INT64",
+        "embedding_endpoint": "STRING",
+        "embedding_dimension": "INT64",
         "embedded_at": "TIMESTAMP",
         "attempts": "INT64",
+        "run_id": "STRING",
     }
-    assert "IF NOT EXISTS" in sql.create_results_table(example_settings())
+    text = sql.create_results_table(example_settings()).sql
+    assert "IF NOT EXISTS" in text
+    assert "PARTITION BY TIMESTAMP_TRUNC(embedded_at, DAY)" in text and "CLUSTER BY run_id, uri" in text
+
+
+def test_results_table_columns_are_the_expected_schema(example_settings) -> None:
+    for variant in VARIANTS.values():
+        settings = example_settings(**variant)
+        expected = [c.name for c in expected_schema(settings).columns if c.required]
+        assert list(columns(sql.create_results_table(settings).sql)) == expected
 
 
 def test_results_table_is_json_without_flatten(example_settings) -> None:
-    cols = columns(sql.create_results_table(example_settings(flatten_json_output=False)))
+    cols = columns(sql.create_results_table(example_settings(flatten_json_output=False)).sql)
     assert cols["ml_generate_embedding_result"] == "JSON"
 
 
 # --- embedding batches --------------------------------------------------------------
 
 
-def generate_call(text: str) -> tuple[exp.Expression, exp.Select, dict[str, str]]:
-    """The MERGE, the query passed to ML.GENERATE_EMBEDDING, and its STRUCT options."""
-    merge = parse_one(text)
-    assert isinstance(merge, exp.Merge)
-    selects = [
-        s for s in merge.find_all(exp.Select) if s.args.get("from_") and "images" in s.args["from_"].sql("bigquery")
-    ]
-    inner = [s for s in selects if s.args.get("limit")]
-    assert len(inner) == 1, "expected one LIMITed query over the object table"
-    struct = next(merge.find_all(exp.Struct))
+def generate_call(text: str) -> tuple[exp.Insert, exp.Select, dict[str, str]]:
+    """The INSERT, the query passed to ML.GENERATE_EMBEDDING, and its STRUCT options."""
+    insert = parse_one(text)
+    assert isinstance(insert, exp.Insert)
+    call = insert.find(exp.GenerateEmbedding)
+    query = call.expression.this
+    struct = call.args["params_struct"]
     options = {e.this.name: e.expression.sql("bigquery") for e in struct.expressions}
-    return merge, inner[0], options
+    return insert, query, options
 
 
-def test_generate_embedding_query_uses_only_where_and_limit(example_settings) -> None:
-    for text in (sql.embed_batch(example_settings()), sql.retry_batch(example_settings())):
-        _, query, _ = generate_call(text)
+def test_object_table_query_has_only_where(example_settings) -> None:
+    """BigQuery allows only WHERE, ORDER BY and LIMIT in a query over an object table."""
+    for variant in VARIANTS.values():
+        _, query, _ = generate_call(sql.embed_batch(example_settings(**variant)).sql)
         used = {k for k, v in query.args.items() if v}
         assert used <= {"expressions", "from_", "where", "limit", "order"}, used
         assert query.args["from_"].sql("bigquery") == "FROM `my-project.bqml_tutorial.images`"
         assert [e.sql() for e in query.expressions] == ["*"]
-        assert "ML.GENERATE_EMBEDDING(\n    MODEL `my-project.bqml_tutorial.embedding_model`," in text
+        assert query.args["where"].sql("bigquery") == "WHERE uri IN UNNEST(@uris)"
+        assert not list(query.find_all(exp.Subquery)) and not [s for s in query.find_all(exp.Select) if s is not query]
 
 
-def test_batch_size_is_the_limit(example_settings) -> None:
-    _, query, _ = generate_call(sql.embed_batch(example_settings(batch_size=1234)))
-    assert query.args["limit"].expression.sql() == "1234"
+def test_batch_appends_and_never_updates(example_settings) -> None:
+    """An INSERT bills what it reads, never the results table it appends to."""
+    insert, _, _ = generate_call(sql.embed_batch(example_settings()).sql)
+    target = insert.this
+    assert target.this.sql("bigquery") == "`my-project.bqml_tutorial.image_embeddings`"
+    stored = list(columns(sql.create_results_table(example_settings()).sql))
+    assert [c.name for c in target.expressions] == stored
+    source = insert.expression
+    assert not [t for t in source.find_all(exp.Table) if "image_embeddings" in t.sql("bigquery")]
+    text = sql.embed_batch(example_settings()).sql
+    assert "IFNULL(prior.attempts, 0) + 1" in text and "LEFT JOIN UNNEST(@prior_attempts) AS prior" in text
 
 
-def test_new_or_changed_selection(example_settings) -> None:
-    _, query, _ = generate_call(sql.embed_batch(example_settings()))
-    where = query.args["where"].this
-    assert isinstance(where, exp.Not) and isinstance(where.this, exp.In)
-    sub = where.this.args["query"].this
-    join = sub.args["joins"][0].sql("bigquery")
-    # Done = a result for the same uri and generation that is at least as recent as the object.
-    for condition in ("current_object.uri = prior.uri", "current_object.generation = prior.generation",
-                      "current_object.updated <= prior.updated"):
-        assert condition in join
-    assert "STARTS_WITH" not in sub.sql("bigquery")
+def test_batch_parameters(example_settings) -> None:
+    statement = sql.embed_batch(example_settings(output_dimensionality=256))
+    assert {p.name: p.type for p in statement.params} == {
+        "uris": "ARRAY<STRING>",
+        "prior_attempts": sql.PRIOR_ATTEMPTS_TYPE,
+        "endpoint": "STRING",
+        "dimension": "INT64",
+        "run_id": "STRING",
+    }
+    values = {p.name: p.value for p in statement.params}
+    assert values["endpoint"] == "multimodalembedding@001" and values["dimension"] == 256
+    bound = statement.with_params(uris=["gs://b/a'b--c.jpg"], run_id="r1")
+    assert {p.name: p.value for p in bound.params}["uris"] == ["gs://b/a'b--c.jpg"]
+    assert bound.sql == statement.sql
+    with pytest.raises(KeyError):
+        statement.with_params(nosuch=1)
 
 
-def test_retry_selection(example_settings) -> None:
-    _, query, _ = generate_call(sql.retry_batch(example_settings()))
-    where = query.args["where"].this
-    assert isinstance(where, exp.In)
-    sub = where.args["query"].this
-    assert sub.args["where"].sql("bigquery") == (
-        "WHERE STARTS_WITH(prior.ml_generate_embedding_status, 'A retryable error occurred:')"
-    )
-    assert "current_object.generation = prior.generation" in sub.args["joins"][0].sql("bigquery")
+def test_pending_objects_are_those_without_a_row_for_their_version_in_this_space(example_settings) -> None:
+    text = sql.pending_objects(example_settings()).sql
+    assert "r.generation = o.generation" in text and "WHERE r.uri IS NULL" in text
+    assert "embedding_endpoint = @endpoint" in text and "embedding_dimension = @dimension" in text
+    assert "ml_generate_embedding_result" not in text  # a key scan: never the embeddings
 
 
-def test_merge_is_keyed_by_uri_and_updates_or_inserts(example_settings) -> None:
-    merge, _, _ = generate_call(sql.embed_batch(example_settings()))
-    assert merge.this.sql("bigquery") == "`my-project.bqml_tutorial.image_embeddings` AS r"
-    assert merge.args["on"].sql("bigquery") == "r.uri = e.uri"
-    whens = merge.args["whens"].expressions
-    assert [bool(w.args.get("matched")) for w in whens] == [True, False]
-    updated = {e.this.name for e in whens[0].args["then"].expressions}
-    inserted = [c.name for c in whens[1].args["then"].this.expressions]
-    stored = set(columns(sql.create_results_table(example_settings())))
-    assert updated == stored - {"uri"}
-    assert set(inserted) == stored
-    assert "attempts = IF(r.generation = e.generation AND r.updated = e.updated, r.attempts + 1, 1)" in (
-        sql.embed_batch(example_settings())
-    )
+def test_retryable_objects_oldest_attempt_first(example_settings) -> None:
+    tree = parse_one(sql.retryable_objects(example_settings()).sql)
+    assert tree.args["order"].sql("bigquery") == "ORDER BY attempted_at, l.uri"
+    assert "STARTS_WITH(l.status, 'A retryable error occurred:')" in tree.sql("bigquery")
+    assert "ml_generate_embedding_result" not in tree.sql("bigquery")
 
 
-def test_video_merge_is_keyed_by_segment(example_settings) -> None:
-    merge, _, options = generate_call(sql.embed_batch(example_settings(**VARIANTS["video"])))
-    on = merge.args["on"].sql("bigquery")
-    assert "r.uri = e.uri" in on and "ml_generate_embedding_start_sec" in on
+def test_video_options(example_settings) -> None:
+    _, _, options = generate_call(sql.embed_batch(example_settings(**VARIANTS["video"])).sql)
     assert options == {
         "flatten_json_output": "TRUE",
         "start_second": "0.0",
@@ -268,37 +318,49 @@ def test_video_merge_is_keyed_by_segment(example_settings) -> None:
 
 
 def test_struct_options(example_settings) -> None:
-    assert generate_call(sql.embed_batch(example_settings()))[2] == {"flatten_json_output": "TRUE"}
-    options = generate_call(sql.embed_batch(example_settings(flatten_json_output=False, output_dimensionality=128)))[2]
-    assert options == {"flatten_json_output": "FALSE", "output_dimensionality": "128"}
+    assert generate_call(sql.embed_batch(example_settings()).sql)[2] == {"flatten_json_output": "TRUE"}
+    text = sql.embed_batch(example_settings(flatten_json_output=False, output_dimensionality=128)).sql
+    assert generate_call(text)[2] == {"flatten_json_output": "FALSE", "output_dimensionality": "128"}
 
 
 # --- reporting ----------------------------------------------------------------------
 
 
 def test_status_counts_columns(example_settings) -> None:
-    tree = parse_one(sql.status_counts(example_settings()))
+    tree = parse_one(sql.status_counts(example_settings()).sql)
     assert [e.alias for e in tree.expressions] == [
         "objects",
         "embedded",
         "failed_retryable",
         "failed_permanent",
         "pending",
+        "deleted",
+        "superseded_rows",
+        "other_space_rows",
     ]
-    text = sql.status_counts(example_settings())
-    assert "LEFT JOIN `my-project.bqml_tutorial.image_embeddings` AS r" in text
-    assert "r.generation = o.generation" in text
+    text = sql.status_counts(example_settings()).sql
+    assert "FULL OUTER JOIN per_uri AS p" in text
+    assert "ml_generate_embedding_result" not in text
 
 
 def test_failure_summary_groups_by_status(example_settings) -> None:
-    tree = parse_one(sql.failure_summary(example_settings()))
-    assert [e.alias for e in tree.expressions] == ["status", "retryable", "result_rows"]
+    tree = parse_one(sql.failure_summary(example_settings()).sql)
+    assert [e.alias_or_name for e in tree.expressions] == ["status", "retryable", "result_rows"]
     assert tree.args["group"].sql("bigquery") == "GROUP BY status, retryable"
 
 
-def test_prune_keeps_only_the_newest_write_per_uri(example_settings) -> None:
-    tree = parse_one(sql.prune_superseded(example_settings()))
+def test_compaction_keeps_only_the_newest_write_per_uri(example_settings) -> None:
+    tree = parse_one(sql.compact_results(example_settings()).sql)
     assert "newer.uri = r.uri AND newer.embedded_at > r.embedded_at" in tree.sql("bigquery")
+
+
+def test_run_validation_reads_only_the_runs_partitions(example_settings) -> None:
+    scoped = parse_one(sql.validate_results(example_settings(), scoped=True).sql)
+    where = scoped.find(exp.Where).sql("bigquery")
+    assert where == "WHERE embedded_at >= @since AND run_id = @run_id"
+    assert not parse_one(sql.validate_results(example_settings()).sql).find(exp.Where, bfs=False).sql(
+        "bigquery"
+    ).startswith("WHERE embedded_at")
 
 
 # --- the rendering guard ------------------------------------------------------------
@@ -306,15 +368,15 @@ def test_prune_keeps_only_the_newest_write_per_uri(example_settings) -> None:
 
 def test_unvetted_string_cannot_reach_sql() -> None:
     with pytest.raises(TypeError, match="unvetted"):
-        sql._render("prune_superseded", results="`x`; DROP TABLE y; --")
-    assert "DELETE FROM `p.d.t`" in sql._render("prune_superseded", results=Sql("`p.d.t`"))
+        sql._render("compact_results", results="`x`; DROP TABLE y; --")
+    assert "DELETE FROM `p.d.t`" in sql._render("compact_results", results=Sql("`p.d.t`"))
 
 
 def test_undefined_template_variable_fails() -> None:
     import jinja2
 
     with pytest.raises(jinja2.UndefinedError):
-        sql._render("prune_superseded")
+        sql._render("compact_results")
 
 
 @pytest.mark.parametrize("bad", [True, "5", float("inf"), float("nan"), None])
@@ -331,28 +393,36 @@ def test_boolean_filter_refuses_non_bools() -> None:
 # --- similar images -----------------------------------------------------------------
 
 
-def test_vector_search_is_cosine_over_successful_results(example_settings) -> None:
-    tree = parse_one(sql.vector_search(example_settings(), "gs://bucket/images/cat.jpg", 5))
+def test_vector_search_is_cosine_over_current_successful_results(example_settings) -> None:
+    statement = sql.vector_search(example_settings(), "gs://bucket/images/cat.jpg", 5)
+    tree = parse_one(statement.sql)
     search = tree.find(exp.VectorSearch)
-    assert search is not None
     kwargs = {k: search.args[k].expression.sql("bigquery") for k in ("top_k", "distance_type")}
     assert kwargs == {"top_k": "6", "distance_type": "'COSINE'"}  # one more: the image itself is left out
     assert search.args["column_to_search"].sql("bigquery") == "'ml_generate_embedding_result'"
-    for side in (search.this, search.args["query_table"]):
-        assert side.find(exp.Table).sql("bigquery") == "`my-project.bqml_tutorial.image_embeddings`"
-        assert "ml_generate_embedding_status = ''" in side.sql("bigquery")
-    assert "uri = 'gs://bucket/images/cat.jpg'" in search.args["query_table"].sql("bigquery")
+    base = search.this.sql("bigquery")
+    assert "JOIN `my-project.bqml_tutorial.images` AS o ON o.uri = r.uri AND o.generation = r.generation" in base
+    assert "ml_generate_embedding_status = ''" in base and "embedding_endpoint = @endpoint" in base
+    assert "uri = @image_uri" in search.args["query_table"].sql("bigquery")
+    assert {p.name: p.value for p in statement.params}["image_uri"] == "gs://bucket/images/cat.jpg"
     assert [e.alias_or_name for e in tree.expressions] == ["uri", "distance"]
-    assert tree.args["order"].sql("bigquery") == "ORDER BY neighbour.distance, neighbour.uri"
     assert tree.args["limit"].expression.sql() == "5"
 
 
-@pytest.mark.parametrize("bad", ["gs://b/it's.jpg", "gs://b/a\nb.jpg"])
-def test_vector_search_refuses_a_uri_that_could_leave_its_quotes(example_settings, bad) -> None:
-    from embed.errors import EmbedError
+@pytest.mark.parametrize("uri", ["gs://b/2024--summer.png", "gs://b/bob's cat.jpg", "gs://b/a\nb.jpg"])
+def test_any_uri_is_a_parameter_never_text(example_settings, uri) -> None:
+    statement = sql.vector_search(example_settings(), uri, 5)
+    assert uri not in statement.sql and {p.name: p.value for p in statement.params}["image_uri"] == uri
 
-    with pytest.raises(EmbedError, match="cannot use"):
-        sql.vector_search(example_settings(), bad.replace("\\n", "\n"), 5)
+
+def test_text_search_embeds_the_text_with_the_same_model(example_settings) -> None:
+    statement = sql.text_search(example_settings(output_dimensionality=512), "bob's -- cat", 3)
+    tree = parse_one(statement.sql)
+    call = tree.find(exp.GenerateEmbedding)
+    assert call.this.sql("bigquery") == "`my-project.bqml_tutorial.embedding_model`"
+    assert call.expression.sql("bigquery") == "(SELECT @text AS content)"
+    assert "512 AS output_dimensionality" in call.sql("bigquery")
+    assert statement.calls_model and {p.name: p.value for p in statement.params}["text"] == "bob's -- cat"
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, "5"])

@@ -1,23 +1,180 @@
-"""The validator on good and broken Arrow tables shaped like real results."""
+"""Validation: the kit's aggregate query run for real (on the embedded engine) over hand-made results tables."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+from pathlib import Path
+from typing import Any, Optional
 
-import pyarrow as pa
 import pytest
 
+from embed import sql
 from embed.engines.base import Column
+from embed.engines.local.engine import LocalEngine
+from embed.pipeline import validate_results
 from embed.schema import EmbeddingFunction, expected_schema
+from embed.settings import Settings
 from embed.validate import validate
-from tests.python.scripted import OK, PERMANENT, RETRYABLE, columns_of, result_rows
+from tests.python.scripted import OK, PERMANENT, RETRYABLE, columns_of
 
 DIM = 1408
+WHEN = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
 
 
-def vec(n: int = DIM, value: float = 0.5) -> list[float]:
+def vec(n: int = DIM, value: float = 0.5) -> list[Optional[float]]:
     return [value] * n
+
+
+class Results:
+    """A results table made by the kit's own CREATE TABLE, filled row by row."""
+
+    def __init__(self, db: Path, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = LocalEngine(db, default_project=settings.project_id)
+        self.engine.execute(sql.create_results_table(settings))
+        self.relation = self.engine._quoted(str(settings.results_table))
+
+    def add(
+        self,
+        uri: str,
+        vector: Any,
+        status: Optional[str] = OK,
+        *,
+        endpoint: Optional[str] = None,
+        dimension: Optional[int] = None,
+        start_sec: Optional[int] = None,
+        when: dt.datetime = WHEN,
+    ) -> "Results":
+        value = json.dumps(vector) if isinstance(vector, dict) else vector
+        self.engine.con.execute(
+            f"INSERT INTO {self.relation} (uri, generation, ml_generate_embedding_result, ml_generate_embedding_status,"
+            " ml_generate_embedding_start_sec, embedding_endpoint, embedding_dimension, embedded_at, attempts, run_id)"
+            " VALUES (?, 1, ?, ?, ?, ?, ?, ?, 1, 'r')",
+            [
+                uri,
+                value,
+                status,
+                start_sec,
+                endpoint or self.settings.endpoint,
+                dimension or (self.settings.output_dimensionality or DIM),
+                when,
+            ],
+        ).fetchall()
+        return self
+
+    def report(self):
+        return validate_results(self.engine, self.settings)
+
+
+@pytest.fixture
+def results(tmp_path, example_settings):
+    made = []
+
+    def build(**overrides: Any) -> Results:
+        made.append(Results(tmp_path / f"results-{len(made)}.duckdb", example_settings(**overrides)))
+        return made[-1]
+
+    yield build
+    for r in made:
+        r.engine.close()
+
+
+def test_good_table_passes(results) -> None:
+    table = results()
+    for i in range(5):
+        table.add(f"gs://b/{i}.jpg", vec())
+    report = table.report()
+    assert report.ok, report.problems()
+    assert report.rows == 5 and report.successful_rows == 5 and report.malformed_rows == 0
+    assert report.to_dict()["ok"] is True and report.scope == "the whole table"
+
+
+@pytest.mark.parametrize(
+    ("embedding", "field", "problem"),
+    [
+        (vec(DIM - 1), "wrong_length_rows", "wrong length"),
+        (vec(DIM + 1), "wrong_length_rows", "wrong length"),
+        (None, "null_embedding_rows", "no embedding"),
+        ([], "null_embedding_rows", "no embedding"),
+        (vec(DIM - 1) + [None], "null_value_rows", "null values"),
+        (vec(DIM - 1) + [math.nan], "nan_value_rows", "NaN values"),
+    ],
+)
+def test_malformed_successful_row_fails(results, embedding, field: str, problem: str) -> None:
+    table = results().add("gs://b/good.jpg", vec()).add("gs://b/good2.jpg", vec()).add("gs://b/bad.jpg", embedding)
+    report = table.report()
+    assert not report.ok
+    assert getattr(report, field) == 1 and report.malformed_rows == 1
+    assert [(e.uri, e.problem) for e in report.examples] == [("gs://b/bad.jpg", problem)]
+    assert report.to_dict()[field] == 1
+
+
+def test_failed_rows_are_not_malformed_and_are_grouped(results) -> None:
+    table = results().add("gs://b/a.jpg", vec()).add("gs://b/b.jpg", [], RETRYABLE)
+    table.add("gs://b/c.jpg", None, RETRYABLE).add("gs://b/d.jpg", [], PERMANENT)
+    report = table.report()
+    assert report.ok, report.problems()
+    groups = {(f.status, f.retryable, f.rows) for f in report.failures}
+    assert groups == {(RETRYABLE, True, 2), (PERMANENT, False, 1)}
+    assert report.failed_rows == 3 and report.retryable_rows == 2
+
+
+def test_two_rows_for_one_object_fail_validation(results) -> None:
+    """Four rows for two uris (what `run --images A --images A` once stored) is not a valid table."""
+    table = results()
+    for uri in ("gs://b/a.jpg", "gs://b/a.jpg", "gs://b/b.jpg", "gs://b/b.jpg"):
+        table.add(uri, vec())
+    report = table.report()
+    assert not report.ok and report.duplicate_rows == 4
+    assert [e.uri for e in report.examples] == ["gs://b/a.jpg", "gs://b/a.jpg", "gs://b/b.jpg", "gs://b/b.jpg"]
+    assert any("repeat an object" in p for p in report.problems())
+
+
+def test_video_segments_of_one_object_are_not_duplicates(results) -> None:
+    table = results(start_second=0, end_second=60, interval_seconds=16)
+    for start in (0, 16, 32):
+        table.add("gs://b/v.mp4", vec(), start_sec=start)
+    assert table.report().ok
+    table.add("gs://b/v.mp4", vec(), start_sec=32)
+    assert table.report().duplicate_rows == 2
+
+
+def test_rows_of_another_embedding_space_fail_validation(results) -> None:
+    table = results().add("gs://b/a.jpg", vec()).add("gs://b/b.jpg", vec(512), endpoint="multimodalembedding@001", dimension=512)
+    report = table.report()
+    assert not report.ok and report.other_space_rows == 1
+    assert report.wrong_length_rows == 1  # measured against the settings' dimension
+    assert any("another endpoint or dimension" in p for p in report.problems())
+
+
+def test_null_status_fails(results) -> None:
+    report = results().add("gs://b/a.jpg", vec(), None).report()
+    assert report.null_status_rows == 1 and not report.ok
+
+
+def test_only_counts_and_a_few_examples_come_back(results) -> None:
+    table = results()
+    for i in range(25):
+        table.add(f"gs://b/{i:02}.jpg", vec(3))
+    report = table.report()
+    assert report.wrong_length_rows == 25 and len(report.examples) == sql.MAX_EXAMPLES
+    assert [e.uri for e in report.examples] == [f"gs://b/{i:02}.jpg" for i in range(sql.MAX_EXAMPLES)]
+
+
+def test_flatten_off_json(results) -> None:
+    table = results(flatten_json_output=False, output_dimensionality=128)
+    good = {"imageEmbedding": vec(128)}
+    table.add("gs://b/a.jpg", good).add("gs://b/b.jpg", {"imageEmbedding": vec(127)})
+    table.add("gs://b/c.jpg", {"imageEmbedding": vec(127) + [None]}).add("gs://b/d.jpg", None, RETRYABLE)
+    report = table.report()
+    assert report.wrong_length_rows == 1 and report.null_value_rows == 1 and report.malformed_rows == 2
+    ok = results(flatten_json_output=False, output_dimensionality=128).add("gs://b/a.jpg", good).report()
+    assert ok.ok, ok.problems()
+
+
+# --- the schema alone ------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -25,64 +182,15 @@ def expected(example_settings):
     return expected_schema(example_settings())
 
 
-def test_good_table_passes(expected) -> None:
-    rows = [(f"gs://b/{i}.jpg", vec(), OK) for i in range(5)]
-    report = validate("t", columns_of(expected), result_rows(expected, rows), expected)
-    assert report.ok, report.problems()
-    assert report.rows == 5 and report.successful_rows == 5 and report.malformed_rows == 0
-    assert report.to_dict()["ok"] is True
-
-
 @pytest.mark.parametrize("with_ref", [True, False])
 def test_ref_tolerated_present_or_absent(expected, with_ref: bool) -> None:
-    rows = [("gs://b/a.jpg", vec(), OK)]
-    report = validate("t", columns_of(expected, ref=with_ref), result_rows(expected, rows, ref=with_ref), expected)
+    report = validate("t", columns_of(expected, ref=with_ref), {"result_rows": 1}, expected)
     assert report.ok and report.extra_columns == ()
-
-
-@pytest.mark.parametrize(
-    ("embedding", "field"),
-    [
-        (vec(DIM - 1), "wrong_length_rows"),
-        (vec(DIM + 1), "wrong_length_rows"),
-        (None, "null_embedding_rows"),
-        (vec(DIM - 1) + [None], "null_value_rows"),
-        (vec(DIM - 1) + [math.nan], "nan_value_rows"),
-    ],
-)
-def test_malformed_successful_row_fails(expected, embedding, field: str) -> None:
-    rows = [("gs://b/good.jpg", vec(), OK), ("gs://b/good2.jpg", vec(), OK), ("gs://b/bad.jpg", embedding, OK)]
-    report = validate("t", columns_of(expected), result_rows(expected, rows), expected)
-    assert not report.ok
-    assert getattr(report, field) == 1 and report.malformed_rows == 1
-    assert [e.uri for e in report.examples] == ["gs://b/bad.jpg"]
-    assert report.to_dict()[field] == 1
-
-
-def test_failed_rows_are_not_malformed_and_are_grouped(expected) -> None:
-    rows = [
-        ("gs://b/a.jpg", vec(), OK),
-        ("gs://b/b.jpg", [], RETRYABLE),
-        ("gs://b/c.jpg", None, RETRYABLE),
-        ("gs://b/d.jpg", [], PERMANENT),
-    ]
-    report = validate("t", columns_of(expected), result_rows(expected, rows), expected)
-    assert report.ok
-    groups = {(f.status, f.retryable, f.rows) for f in report.failures}
-    assert groups == {(RETRYABLE, True, 2), (PERMANENT, False, 1)}
-    assert report.failed_rows == 3 and report.retryable_rows == 2
-
-
-def test_counts_accumulate_across_record_batches(expected) -> None:
-    rows = [(f"gs://b/{i}.jpg", vec() if i % 3 else vec(3), OK) for i in range(7)]
-    table = result_rows(expected, rows)
-    report = validate("t", columns_of(expected), iter(table.to_batches(max_chunksize=2)), expected)
-    assert report.rows == 7 and report.wrong_length_rows == 3
 
 
 def test_missing_column_fails(expected) -> None:
     columns = tuple(c for c in columns_of(expected) if c.name != "ml_generate_embedding_status")
-    report = validate("t", columns, result_rows(expected, [("gs://b/a.jpg", vec(), OK)]), expected)
+    report = validate("t", columns, None, expected)
     assert not report.ok and report.missing_columns == ("ml_generate_embedding_status",)
 
 
@@ -90,7 +198,7 @@ def test_mistyped_column_fails(expected) -> None:
     columns = tuple(
         Column(c.name, "STRING") if c.name == "ml_generate_embedding_result" else c for c in columns_of(expected)
     )
-    report = validate("t", columns, result_rows(expected, [("gs://b/a.jpg", vec(), OK)]), expected)
+    report = validate("t", columns, None, expected)
     assert not report.ok
     [problem] = report.mistyped_columns
     assert problem.name == "ml_generate_embedding_result"
@@ -111,21 +219,6 @@ def test_missing_table_fails(expected) -> None:
     assert "does not exist" in report.problems()[0]
 
 
-def test_flatten_off_json(example_settings) -> None:
-    expected = expected_schema(example_settings(flatten_json_output=False, output_dimensionality=128))
-    columns = columns_of(expected)
-    assert dict((c.name, c.type) for c in columns)["ml_generate_embedding_result"] == "JSON"
-    good = json.dumps({"imageEmbedding": vec(128)})
-    short = json.dumps({"imageEmbedding": vec(127)})
-    nan = '{"imageEmbedding": [' + ", ".join(["0.5"] * 127 + ["NaN"]) + "]}"
-    rows = [("gs://b/a.jpg", good, OK), ("gs://b/b.jpg", short, OK), ("gs://b/c.jpg", nan, OK),
-            ("gs://b/d.jpg", None, RETRYABLE)]
-    report = validate("t", columns, result_rows(expected, rows, json_text=True), expected)
-    assert report.wrong_length_rows == 1 and report.nan_value_rows == 1 and report.malformed_rows == 2
-    ok = validate("t", columns, result_rows(expected, rows[:1], json_text=True), expected)
-    assert ok.ok
-
-
 def test_flatten_off_expects_json_not_array(example_settings) -> None:
     expected = expected_schema(example_settings(flatten_json_output=False))
     flat = columns_of(expected_schema(example_settings()))
@@ -135,21 +228,16 @@ def test_flatten_off_expects_json_not_array(example_settings) -> None:
 
 def test_ai_generate_embedding_names(example_settings) -> None:
     expected = expected_schema(example_settings(), function=EmbeddingFunction.AI, dimension=4)
-    rows = [("gs://b/a.jpg", vec(4), OK), ("gs://b/b.jpg", vec(5), OK), ("gs://b/c.jpg", [], RETRYABLE)]
-    report = validate("t", columns_of(expected), result_rows(expected, rows), expected)
-    assert report.function == "AI.GENERATE_EMBEDDING"
-    assert report.wrong_length_rows == 1 and report.retryable_rows == 1 and not report.ok
+    assert validate("t", columns_of(expected), {}, expected).function == "AI.GENERATE_EMBEDDING"
     ml_columns = columns_of(expected_schema(example_settings()))
     wrong = validate("t", ml_columns, None, expected)
     assert "embedding" in wrong.missing_columns and "status" in wrong.missing_columns
 
 
-def test_null_status_fails(expected) -> None:
-    table = result_rows(expected, [("gs://b/a.jpg", vec(), OK)])
-    table = table.set_column(
-        table.schema.get_field_index("ml_generate_embedding_status"),
-        "ml_generate_embedding_status",
-        pa.array([None], pa.string()),
-    )
-    report = validate("t", columns_of(expected), table, expected)
-    assert report.null_status_rows == 1 and not report.ok
+def test_a_table_with_a_wrong_schema_is_reported_without_querying_it(tmp_path, example_settings) -> None:
+    settings = example_settings()
+    engine = LocalEngine(tmp_path / "w.duckdb", default_project=settings.project_id)
+    engine.con.execute('CREATE SCHEMA "my-project__bqml_tutorial"').fetchall()
+    engine.con.execute('CREATE TABLE "my-project__bqml_tutorial"."image_embeddings" (uri VARCHAR)').fetchall()
+    report = validate_results(engine, settings)
+    assert not report.ok and "generation" in report.missing_columns and report.rows == 0

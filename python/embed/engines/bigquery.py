@@ -1,26 +1,30 @@
 """The BigQuery engine: runs the kit's SQL with google-cloud-bigquery.
 
 Every job runs in the configured location (without it BigQuery answers
-"Not found: Connection") and carries the labels ``app=embed-kit`` and
-``run-id=<run id>``. Calls use a bounded retry, and a network that cannot be
-reached at all fails at once with an :class:`EmbedError` instead of retrying
-for minutes. Errors from BigQuery become :class:`StatementError`, flagged
-``propagating`` when they are the connection's IAM grant not having propagated yet.
+"Not found: Connection") and carries the labels ``app=embed-kit``, ``run-id=<run id>``
+and ``results-table=<the results table>``, by which a run finds another run's jobs on the
+same table. Values travel as query parameters. Calls use a bounded retry, and a network
+that cannot be reached at all fails at once with an :class:`EmbedError` instead of
+retrying for minutes. A job that fails is re-run only for a transient reason, and never
+when its statement calls the model: the calls of a failed job may already be billed.
+Errors from BigQuery become :class:`StatementError`, flagged ``propagating`` when they
+are the connection's IAM grant not having propagated yet.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import hashlib
 import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 
-from embed.engines.base import Column, QueryResult, StatementError
+from embed.engines.base import Column, QueryParameter, QueryResult, Statement, StatementError, parse_type
 from embed.errors import EmbedError
 from embed.identifiers import ModelRef, TableRef
 
 if TYPE_CHECKING:
-    import pyarrow
     from google.cloud import bigquery
 
     from embed.settings import Settings
@@ -33,6 +37,8 @@ __all__ = [
     "is_unreachable",
     "label_value",
     "normalise_endpoint",
+    "query_parameter",
+    "table_label",
     "should_retry",
     "should_retry_job",
 ]
@@ -63,6 +69,45 @@ _NO_CREDENTIALS = (
 def label_value(text: str) -> str:
     """``text`` as a valid label value: lowercase letters, digits, ``_`` and ``-``, at most 63 characters."""
     return _LABEL_VALUE_BAD.sub("-", text.lower())[:63]
+
+
+def table_label(table: TableRef) -> str:
+    """The ``results-table`` label value of ``table``: its name made a valid label, with a short hash if cut."""
+    text = label_value(str(table))
+    if len(str(table)) <= 63 and text == str(table).lower().replace(".", "-").replace(":", "-"):
+        return text
+    digest = hashlib.sha256(str(table).encode()).hexdigest()[:10]
+    return text[:52] + "-" + digest
+
+
+def query_parameter(param: QueryParameter) -> Any:
+    """The google-cloud-bigquery parameter for ``param`` (scalar, ARRAY or STRUCT, nested as declared)."""
+    return _parameter(param.name, parse_type(param.type), param.value)
+
+
+def _parameter(name: Optional[str], kind: Any, value: Any) -> Any:
+    from google.cloud import bigquery
+
+    if isinstance(kind, tuple) and kind[0] == "ARRAY":
+        item = kind[1]
+        if isinstance(item, tuple) and item[0] == "STRUCT":
+            values = [_parameter(None, item, v) for v in value or []]
+            return bigquery.ArrayQueryParameter(name, _parameter_type(item), values)
+        return bigquery.ArrayQueryParameter(name, item, list(value or []))
+    if isinstance(kind, tuple) and kind[0] == "STRUCT":
+        fields = [_parameter(field, field_kind, (value or {}).get(field)) for field, field_kind in kind[1]]
+        return bigquery.StructQueryParameter(name, *fields)
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+def _parameter_type(kind: Any, name: Optional[str] = None) -> Any:
+    from google.cloud import bigquery
+
+    if isinstance(kind, tuple) and kind[0] == "STRUCT":
+        return bigquery.StructQueryParameterType(*(_parameter_type(k, n) for n, k in kind[1]), name=name)
+    if isinstance(kind, tuple) and kind[0] == "ARRAY":
+        return bigquery.ArrayQueryParameterType(_parameter_type(kind[1]), name=name)
+    return bigquery.ScalarQueryParameterType(kind, name=name)
 
 
 def normalise_endpoint(endpoint: str) -> str:
@@ -169,6 +214,7 @@ class BigQueryEngine:
         labels: Optional[Mapping[str, str]] = None,
         run_id: str = "",
         client: "Optional[bigquery.Client]" = None,
+        results_table: Optional[TableRef] = None,
         *,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         retry_deadline: float = DEFAULT_RETRY_DEADLINE,
@@ -178,7 +224,10 @@ class BigQueryEngine:
 
         self.project = project
         self.location = location
-        self.labels = self._labels(labels or {}, run_id)
+        extra = dict(labels or {})
+        if results_table is not None:
+            extra["results-table"] = table_label(results_table)
+        self.labels = self._labels(extra, run_id)
         self._timeout = request_timeout
         self._retry = Retry(predicate=should_retry, deadline=retry_deadline)
         self._job_retry = Retry(predicate=should_retry_job, deadline=job_retry_deadline)
@@ -257,22 +306,24 @@ class BigQueryEngine:
             )
         return StatementError(message, propagating=False)
 
-    def _job_config(self, dry_run: bool) -> "bigquery.QueryJobConfig":
-        """Job options: labels always; no cache and no execution for a dry run."""
+    def _job_config(self, statement: Statement, dry_run: bool) -> "bigquery.QueryJobConfig":
+        """Job options: labels and query parameters always; no cache and no execution for a dry run."""
         from google.cloud import bigquery
 
-        config = bigquery.QueryJobConfig(labels=dict(self.labels))
+        config = bigquery.QueryJobConfig(
+            labels=dict(self.labels), query_parameters=[query_parameter(p) for p in statement.params]
+        )
         if dry_run:
             config.dry_run = True
             config.use_query_cache = False
         return config
 
-    def _start(self, sql: str, dry_run: bool = False) -> Any:
+    def _start(self, statement: Statement, dry_run: bool = False) -> Any:
         """Insert a query job in the configured location; retried only within the bounded deadline."""
         # job_retry=None here: the client's own insert retry would otherwise spin for ten minutes.
         return self._client.query(
-            sql,
-            job_config=self._job_config(dry_run),
+            statement.sql,
+            job_config=self._job_config(statement, dry_run),
             location=self.location,
             project=self.project,
             retry=self._retry,
@@ -280,33 +331,57 @@ class BigQueryEngine:
             job_retry=None,
         )
 
-    def _wait(self, job: Any, page_size: Optional[int] = None) -> Any:
-        """Wait for ``job`` and return its row iterator."""
-        return job.result(page_size=page_size, retry=self._retry, job_retry=self._job_retry)
+    def execute(self, statement: Statement, *, dry_run: bool = False) -> QueryResult:
+        """Run one statement (or only check it, with ``dry_run``) and wait for it to finish.
 
-    def execute(self, sql: str, *, dry_run: bool = False) -> QueryResult:
-        """Run one statement (or only check it, with ``dry_run``) and wait for it to finish."""
+        A statement that calls the model is never re-run by the client: a failed job's calls may be billed.
+        """
         with self._errors("check a statement" if dry_run else "run a statement"):
-            job = self._start(sql, dry_run)
+            job = self._start(statement, dry_run)
             if dry_run:
                 return QueryResult(bytes_processed=job.total_bytes_processed, job_id=job.job_id)
-            rows = self._wait(job)
+            job_retry = None if statement.calls_model else self._job_retry
+            rows = job.result(retry=self._retry, job_retry=job_retry)
             affected = job.num_dml_affected_rows
             if affected is None:
                 affected = getattr(rows, "num_dml_affected_rows", None)
-            return QueryResult(affected_rows=affected, bytes_processed=job.total_bytes_processed, job_id=job.job_id)
+            table = None
+            if job.statement_type in (None, "SELECT"):
+                table = rows.to_arrow(create_bqstorage_client=False)
+            return QueryResult(
+                rows=table,
+                affected_rows=affected,
+                bytes_processed=job.total_bytes_processed,
+                bytes_billed=job.total_bytes_billed,
+                job_id=job.job_id,
+            )
 
-    def rows(self, sql: str) -> "pyarrow.Table":
-        """Run a query and return its rows as an Arrow table."""
-        with self._errors("read query results"):
-            job = self._start(sql)
-            return self._wait(job).to_arrow(create_bqstorage_client=False)
+    def running_jobs(self, table: TableRef) -> tuple[str, ...]:
+        """Ids of running jobs labelled by this kit for ``table`` (every user's when allowed, else the caller's)."""
+        from google.api_core.exceptions import Forbidden
 
-    def iter_rows(self, sql: str, batch_size: int = 10_000) -> Iterator["pyarrow.RecordBatch"]:
-        """Run a query and stream its rows as Arrow record batches of at most ``batch_size`` rows."""
-        with self._errors("read query results"):
-            job = self._start(sql)
-            yield from self._wait(job, page_size=batch_size).to_arrow_iterable()
+        wanted = table_label(table)
+        since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=7)  # a query job runs at most 6 hours
+        with self._errors("list running jobs"):
+            try:
+                jobs = list(
+                    self._client.list_jobs(
+                        project=self.project, state_filter="running", all_users=True, min_creation_time=since,
+                        retry=self._retry, timeout=self._timeout,
+                    )
+                )
+            except Forbidden:  # bigquery.jobs.listAll is not granted: the caller's own jobs
+                jobs = list(
+                    self._client.list_jobs(
+                        project=self.project, state_filter="running", min_creation_time=since,
+                        retry=self._retry, timeout=self._timeout,
+                    )
+                )
+        return tuple(
+            job.job_id
+            for job in jobs
+            if (job.labels or {}).get("app") == APP_LABEL and (job.labels or {}).get("results-table") == wanted
+        )
 
     def schema(self, table: TableRef) -> tuple[Column, ...] | None:
         """The schema of ``table``, or None when it does not exist."""
@@ -333,5 +408,7 @@ class BigQueryEngine:
 
 
 def connect(settings: "Settings", run_id: str, labels: Optional[Mapping[str, str]] = None) -> BigQueryEngine:
-    """A BigQuery engine for the settings' project and location, labelled with ``run_id``."""
-    return BigQueryEngine(settings.project_id, settings.location, dict(labels or {}), run_id)
+    """A BigQuery engine for the settings' project and location, its jobs labelled with ``run_id`` and the results table."""
+    return BigQueryEngine(
+        settings.project_id, settings.location, dict(labels or {}), run_id, results_table=settings.results_table
+    )

@@ -1,51 +1,4 @@
-MERGE `my-project.bqml_tutorial.image_embeddings` AS r
-USING (
-  SELECT
-    uri,
-    generation,
-    content_type,
-    size,
-    md5_hash,
-    updated,
-    ml_generate_embedding_result,
-    ml_generate_embedding_status,
-    ml_generate_embedding_start_sec,
-    ml_generate_embedding_end_sec
-  FROM ML.GENERATE_EMBEDDING(
-    MODEL `my-project.bqml_tutorial.embedding_model`,
-    (
-      SELECT *
-      FROM `my-project.bqml_tutorial.images`
-      WHERE uri NOT IN (
-        SELECT prior.uri
-        FROM `my-project.bqml_tutorial.image_embeddings` AS prior
-        JOIN `my-project.bqml_tutorial.images` AS current_object
-          ON current_object.uri = prior.uri
-          AND current_object.generation = prior.generation
-          AND current_object.updated <= prior.updated
-      )
-      LIMIT 1000
-    ),
-    STRUCT(
-      FALSE AS flatten_json_output,
-      512 AS output_dimensionality
-    )
-  )
-) AS e
-ON r.uri = e.uri
-WHEN MATCHED THEN UPDATE SET
-  generation = e.generation,
-  content_type = e.content_type,
-  size = e.size,
-  md5_hash = e.md5_hash,
-  updated = e.updated,
-  ml_generate_embedding_result = e.ml_generate_embedding_result,
-  ml_generate_embedding_status = e.ml_generate_embedding_status,
-  ml_generate_embedding_start_sec = e.ml_generate_embedding_start_sec,
-  ml_generate_embedding_end_sec = e.ml_generate_embedding_end_sec,
-  embedded_at = CURRENT_TIMESTAMP(),
-  attempts = IF(r.generation = e.generation AND r.updated = e.updated, r.attempts + 1, 1)
-WHEN NOT MATCHED THEN INSERT (
+INSERT INTO `my-project.bqml_tutorial.image_embeddings` (
   uri,
   generation,
   content_type,
@@ -56,9 +9,13 @@ WHEN NOT MATCHED THEN INSERT (
   ml_generate_embedding_status,
   ml_generate_embedding_start_sec,
   ml_generate_embedding_end_sec,
+  embedding_endpoint,
+  embedding_dimension,
   embedded_at,
-  attempts
-) VALUES (
+  attempts,
+  run_id
+)
+SELECT
   e.uri,
   e.generation,
   e.content_type,
@@ -69,6 +26,23 @@ WHEN NOT MATCHED THEN INSERT (
   e.ml_generate_embedding_status,
   e.ml_generate_embedding_start_sec,
   e.ml_generate_embedding_end_sec,
+  @endpoint,
+  @dimension,
   CURRENT_TIMESTAMP(),
-  1
-)
+  IFNULL(prior.attempts, 0) + 1,
+  @run_id
+FROM ML.GENERATE_EMBEDDING(
+  MODEL `my-project.bqml_tutorial.embedding_model`,
+  (
+    SELECT *
+    FROM `my-project.bqml_tutorial.images`
+    WHERE uri IN UNNEST(@uris)
+  ),
+  STRUCT(
+    FALSE AS flatten_json_output,
+    512 AS output_dimensionality
+  )
+) AS e
+LEFT JOIN UNNEST(@prior_attempts) AS prior
+  ON prior.uri = e.uri
+  AND prior.generation = e.generation

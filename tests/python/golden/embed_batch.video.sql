@@ -1,54 +1,4 @@
-MERGE `my-project.bqml_tutorial.image_embeddings` AS r
-USING (
-  SELECT
-    uri,
-    generation,
-    content_type,
-    size,
-    md5_hash,
-    updated,
-    ml_generate_embedding_result,
-    ml_generate_embedding_status,
-    ml_generate_embedding_start_sec,
-    ml_generate_embedding_end_sec
-  FROM ML.GENERATE_EMBEDDING(
-    MODEL `my-project.bqml_tutorial.embedding_model`,
-    (
-      SELECT *
-      FROM `my-project.bqml_tutorial.images`
-      WHERE uri NOT IN (
-        SELECT prior.uri
-        FROM `my-project.bqml_tutorial.image_embeddings` AS prior
-        JOIN `my-project.bqml_tutorial.images` AS current_object
-          ON current_object.uri = prior.uri
-          AND current_object.generation = prior.generation
-          AND current_object.updated <= prior.updated
-      )
-      LIMIT 500
-    ),
-    STRUCT(
-      TRUE AS flatten_json_output,
-      0.0 AS start_second,
-      60.0 AS end_second,
-      8.5 AS interval_seconds
-    )
-  )
-) AS e
-ON r.uri = e.uri
-  AND IFNULL(r.ml_generate_embedding_start_sec, -1) = IFNULL(e.ml_generate_embedding_start_sec, -1)
-WHEN MATCHED THEN UPDATE SET
-  generation = e.generation,
-  content_type = e.content_type,
-  size = e.size,
-  md5_hash = e.md5_hash,
-  updated = e.updated,
-  ml_generate_embedding_result = e.ml_generate_embedding_result,
-  ml_generate_embedding_status = e.ml_generate_embedding_status,
-  ml_generate_embedding_start_sec = e.ml_generate_embedding_start_sec,
-  ml_generate_embedding_end_sec = e.ml_generate_embedding_end_sec,
-  embedded_at = CURRENT_TIMESTAMP(),
-  attempts = IF(r.generation = e.generation AND r.updated = e.updated, r.attempts + 1, 1)
-WHEN NOT MATCHED THEN INSERT (
+INSERT INTO `my-project.bqml_tutorial.image_embeddings` (
   uri,
   generation,
   content_type,
@@ -59,9 +9,13 @@ WHEN NOT MATCHED THEN INSERT (
   ml_generate_embedding_status,
   ml_generate_embedding_start_sec,
   ml_generate_embedding_end_sec,
+  embedding_endpoint,
+  embedding_dimension,
   embedded_at,
-  attempts
-) VALUES (
+  attempts,
+  run_id
+)
+SELECT
   e.uri,
   e.generation,
   e.content_type,
@@ -72,6 +26,25 @@ WHEN NOT MATCHED THEN INSERT (
   e.ml_generate_embedding_status,
   e.ml_generate_embedding_start_sec,
   e.ml_generate_embedding_end_sec,
+  @endpoint,
+  @dimension,
   CURRENT_TIMESTAMP(),
-  1
-)
+  IFNULL(prior.attempts, 0) + 1,
+  @run_id
+FROM ML.GENERATE_EMBEDDING(
+  MODEL `my-project.bqml_tutorial.embedding_model`,
+  (
+    SELECT *
+    FROM `my-project.bqml_tutorial.images`
+    WHERE uri IN UNNEST(@uris)
+  ),
+  STRUCT(
+    TRUE AS flatten_json_output,
+    0.0 AS start_second,
+    60.0 AS end_second,
+    8.5 AS interval_seconds
+  )
+) AS e
+LEFT JOIN UNNEST(@prior_attempts) AS prior
+  ON prior.uri = e.uri
+  AND prior.generation = e.generation

@@ -1,4 +1,7 @@
-"""What the embedded engine keeps in its DuckDB file besides the tables: models, object tables, file hashes.
+"""What the embedded engine keeps in its DuckDB file besides the tables.
+
+Models, object tables, file hashes, tables' partitioning columns (for the billing model), and
+how many times each object version was sent to a model (the fault knob's attempt counts).
 
 BigQuery names map to DuckDB as ``project.dataset.table`` -> schema ``"project__dataset"``,
 table ``"table"``. The catalog lives in schema ``_embed_local``.
@@ -10,6 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from embed.engines.local.billing import Layout
 from embed.engines.local.objects import ObjectFile
 
 if TYPE_CHECKING:
@@ -52,6 +56,16 @@ class Catalog:
             f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".object_files ('
             " uri VARCHAR PRIMARY KEY, generation BIGINT, content_type VARCHAR, size BIGINT, md5_hash VARCHAR)"
         )
+        run(
+            con,
+            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".layouts ('
+            " name VARCHAR PRIMARY KEY, partition_column VARCHAR, cluster_column VARCHAR)",
+        )
+        run(
+            con,
+            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".model_attempts ('
+            " uri VARCHAR, generation BIGINT, attempts BIGINT NOT NULL, PRIMARY KEY (uri, generation))",
+        )
 
     # --- models ----------------------------------------------------------------------
 
@@ -67,6 +81,52 @@ class Catalog:
             f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".models (name, endpoint, connection) VALUES (?, ?, ?)',
             [name, endpoint, connection],
         )
+
+    # --- tables ----------------------------------------------------------------------
+
+    def layout(self, name: str) -> Layout:
+        """How table ``name`` is partitioned and clustered (column names in lower case)."""
+        rows = run(
+            self.con, f'SELECT partition_column, cluster_column FROM "{CATALOG_SCHEMA}".layouts WHERE name = ?', [name]
+        )
+        return Layout(*rows[0]) if rows else Layout()
+
+    def put_layout(self, name: str, layout: Layout) -> None:
+        """Record how table ``name`` is partitioned (by day) and clustered."""
+        run(
+            self.con,
+            f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".layouts VALUES (?, ?, ?)',
+            [name, layout.partition_column, layout.cluster_column],
+        )
+
+    # --- attempts --------------------------------------------------------------------
+
+    def next_attempts(self, versions: list[tuple[str, int]]) -> list[int]:
+        """How many times each (uri, generation) was sent to a model before; counts this time (one upsert)."""
+        import pyarrow as pa
+
+        if not versions:
+            return []
+        keys = pa.table({"uri": [u for u, _ in versions], "generation": pa.array([g for _, g in versions], pa.int64())})
+        self.con.register("__embed_attempt_keys", keys)
+        try:
+            found = dict(
+                ((u, g), n)
+                for u, g, n in run(
+                    self.con,
+                    f'SELECT a.uri, a.generation, a.attempts FROM "{CATALOG_SCHEMA}".model_attempts AS a'
+                    " JOIN __embed_attempt_keys AS k ON k.uri = a.uri AND k.generation IS NOT DISTINCT FROM a.generation",
+                )
+            )
+            run(
+                self.con,
+                f'INSERT INTO "{CATALOG_SCHEMA}".model_attempts'
+                " SELECT uri, generation, 1 FROM __embed_attempt_keys"
+                " ON CONFLICT (uri, generation) DO UPDATE SET attempts = attempts + 1",
+            )
+        finally:
+            self.con.unregister("__embed_attempt_keys")
+        return [int(found.get(key, 0)) for key in versions]
 
     # --- object tables -----------------------------------------------------------------
 

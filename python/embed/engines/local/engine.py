@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-from embed.engines.base import Column, QueryResult, StatementError
+from embed.engines.base import Column, QueryParameter, QueryResult, Statement, StatementError, parse_type
+from embed.engines.local.billing import Billing, Layout
 from embed.engines.local.catalog import Catalog, run, schema_name
 from embed.engines.local.functions import (
     EmbeddingStats,
@@ -30,6 +31,16 @@ from embed.engines.local.functions import (
     vector_search_sql,
 )
 from embed.engines.local.objects import ObjectFile, scan, to_arrow
+from embed.engines.local.rules import (
+    MERGE_ERROR,
+    RESPONSE_LIMIT,
+    ROWS_PER_JOB,
+    check_object_table_query,
+    check_parameter_use,
+    check_parameters,
+    duckdb_type,
+    merge_duplicates_sql,
+)
 from embed.errors import EmbedError
 from embed.identifiers import ModelRef, TableRef
 
@@ -76,6 +87,16 @@ def _bigquery_column(name: str, kind: Any, nullable: bool = True) -> Column:
     return Column(name, bq, "NULLABLE" if nullable else "REQUIRED")
 
 
+def _bigquery_integers(rows: "pyarrow.Table") -> "pyarrow.Table":
+    """``rows`` with DuckDB's HUGEINT sums (Arrow decimals of scale 0) as INT64, the type BigQuery returns."""
+    import pyarrow as pa
+
+    for index, field in enumerate(rows.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            rows = rows.set_column(index, field.name, rows.column(index).cast(pa.int64()))
+    return rows
+
+
 def _dotted(table: "exp.Table", default_project: str) -> str:
     """``project.dataset.name`` of a table reference (the project defaults when only two parts are given)."""
     parts = [p for p in (table.catalog, table.db, table.name) if p]
@@ -116,6 +137,10 @@ class LocalEngine:
             self._check_not_a_table(str(object_table))
             self.catalog.put_object_table(str(object_table), [Path(p) for p in images])
         self._load_model = load_model
+        self._known_tables: Optional[set[tuple[str, str]]] = None
+        self.rows_per_job = ROWS_PER_JOB
+        self.response_limit = RESPONSE_LIMIT
+        self.billing = Billing(self.con, self._stored_table, self._quoted, self.catalog.layout, self._duck)
         self._names = itertools.count(1)
         # Object-table refreshes: file hashes (read from the catalog once) and each table's last listing.
         self._known_files: Optional[dict[str, ObjectFile]] = None
@@ -150,6 +175,28 @@ class LocalEngine:
         """(DuckDB schema, table) of ``project.dataset.table``."""
         project, dataset, table = dotted.rsplit(".", 2)
         return schema_name(project, dataset), table
+
+    def _stored_table(self, table: "exp.Table") -> Optional[str]:
+        """``project.dataset.table`` of a table node when DuckDB holds such a table, else None."""
+        if not table.db:
+            return None
+        name = _dotted(table, self.default_project)
+        schema, short = self._duck_name(name)
+        if (schema, short) not in self._tables():
+            return None
+        return name
+
+    def _tables(self) -> set[tuple[str, str]]:
+        """(schema, table) of every table in the database (read once per statement)."""
+        if self._known_tables is None:
+            rows = run(self.con, "SELECT table_schema, table_name FROM information_schema.tables")
+            self._known_tables = {(s, t) for s, t in rows}
+        return self._known_tables
+
+    def _quoted(self, dotted: str) -> str:
+        """The quoted DuckDB relation of ``project.dataset.table``."""
+        schema, table = self._duck_name(dotted)
+        return f'"{schema}"."{table}"'
 
     def _rename(self, tree: "exp.Expression") -> "exp.Expression":
         """A copy of ``tree`` with every ``project.dataset.table`` pointing at its DuckDB schema."""
@@ -207,22 +254,27 @@ class LocalEngine:
                 except duckdb.Error:
                     pass
 
-    def _prepare(self, tree: "exp.Expression", registered: list[str], dry_run: bool) -> "exp.Expression":
-        """Refresh object tables it reads, evaluate its table functions; return the tree to transpile."""
+    def _register(self, relation: Any, registered: list[str]) -> str:
+        """Register an Arrow table (or DuckDB relation) for this statement; return its name."""
+        name = f"__embed_relation_{next(self._names)}"
+        self.con.register(name, relation)
+        registered.append(name)
+        return name
+
+    def _prepare(
+        self, tree: "exp.Expression", registered: list[str], dry_run: bool, params: dict[str, QueryParameter]
+    ) -> "exp.Expression":
+        """Evaluate the table functions of ``tree``, deepest first; return the tree to transpile."""
         from sqlglot import exp
 
         tree = tree.copy()
-        self._refresh_objects(tree)
         calls = [n for n in tree.find_all(exp.GenerateEmbedding, exp.VectorSearch)]
         for call in reversed(calls):  # deepest first
             if isinstance(call, exp.GenerateEmbedding):
-                result = self._generate(call, registered, dry_run)
+                result = self._generate(call, registered, dry_run, params)
             else:
-                result = self._vector_search(call, registered)
-            name = f"__embed_relation_{next(self._names)}"
-            self.con.register(name, result)
-            registered.append(name)
-            relation = exp.to_table(name)
+                result = self._vector_search(call, registered, params)
+            relation = exp.to_table(self._register(result, registered))
             holder = call.parent
             if isinstance(holder, exp.Table) and holder.this is call:
                 if holder.args.get("alias") is not None:
@@ -232,38 +284,57 @@ class LocalEngine:
                 call.replace(exp.select("*").from_(relation).subquery())
         return tree
 
-    def execute(self, sql: str, *, dry_run: bool = False) -> QueryResult:
-        """Run one statement (or only check it, with ``dry_run``: nothing runs and the model is not called)."""
+    def execute(self, statement: Statement, *, dry_run: bool = False) -> QueryResult:
+        """Run one statement (or only check and price it, with ``dry_run``: nothing runs, the model is not called).
+
+        Every statement is first held to BigQuery's rules (:mod:`.rules`) and priced by its on-demand
+        billing rules (:mod:`.billing`), on the tables as they are before it runs.
+        """
         from sqlglot import exp
 
-        tree = self._parse(sql)
+        tree = self._parse(statement.sql)
+        self._known_tables = None
+        check_parameters(tree, statement.params)
+        params = {p.name: p for p in statement.params}
         if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "MODEL":
             return self._create_model(tree, dry_run)
         with self._statement() as registered:
-            prepared = self._prepare(tree, registered, dry_run)
+            self._refresh_objects(tree)
+            check_parameter_use(tree, statement.params, self._column_type)
+            estimate = self.billing.estimate(tree, params)
+            created = self._created_table(tree)
+            sent_before = self.stats.rows
+            prepared = self._prepare(tree, registered, dry_run, params)
+            if isinstance(tree, exp.Merge):
+                self._check_merge(prepared, params)
             if isinstance(tree, exp.Create):
                 self._create_schemas(tree)
-            text = self._duckdb_sql(prepared)
+            text, args = self._duck(prepared, params)
+            result = dict(
+                bytes_billed=estimate.bytes_billed,
+                bytes_processed=sum(estimate.scanned.values()),
+                model_rows=self.stats.rows - sent_before,
+            )
             if dry_run:
-                run(self.con, "EXPLAIN " + text)
-                return QueryResult(bytes_processed=0)
-            rows = run(self.con, text)
-            affected = None
-            if type(tree).__name__ in _DML:
-                affected = int(rows[0][0]) if rows else 0
-            return QueryResult(affected_rows=affected)
+                self.con.execute("EXPLAIN " + text, args).fetchall()
+                return QueryResult(**result)
+            if isinstance(tree, exp.Query):
+                rows = _bigquery_integers(self.con.sql(text, params=args).to_arrow_table())
+                if rows.nbytes > self.response_limit:
+                    raise StatementError(
+                        "Response too large to return. Consider specifying a destination table in your job"
+                        f" configuration ({rows.nbytes:,} bytes; the limit is {self.response_limit:,})."
+                    )
+                return QueryResult(rows=rows, **result)
+            changed = self.con.execute(text, args).fetchall()
+            if created is not None:
+                self._record_layout(tree, created)
+            affected = int(changed[0][0]) if type(tree).__name__ in _DML and changed else None
+            return QueryResult(affected_rows=affected, **result)
 
-    def rows(self, sql: str) -> "pyarrow.Table":
-        """Run a query and return its rows as an Arrow table."""
-        with self._statement() as registered:
-            text = self._duckdb_sql(self._prepare(self._parse(sql), registered, False))
-            return self.con.sql(text).to_arrow_table()
-
-    def iter_rows(self, sql: str, batch_size: int = 10_000) -> Iterator["pyarrow.RecordBatch"]:
-        """Run a query and stream its rows as Arrow record batches of at most ``batch_size`` rows."""
-        with self._statement() as registered:
-            text = self._duckdb_sql(self._prepare(self._parse(sql), registered, False))
-            yield from self.con.sql(text).to_arrow_reader(batch_size)
+    def running_jobs(self, table: TableRef) -> tuple[str, ...]:
+        """None: a second process cannot open the database while a run holds it (DuckDB's file lock)."""
+        return ()
 
     def schema(self, table: TableRef) -> tuple[Column, ...] | None:
         """The schema of ``table`` in BigQuery type names, or None when it does not exist."""
@@ -286,6 +357,79 @@ class LocalEngine:
         """The endpoint of model ``model``, or None when it does not exist."""
         return self.catalog.model_endpoint(str(model))
 
+    # --- DuckDB text -----------------------------------------------------------------------
+
+    def _duck(self, node: "exp.Expression", params: dict[str, QueryParameter]) -> tuple[str, dict[str, Any]]:
+        """DuckDB text for a BigQuery tree whose table functions were replaced, and its parameter values.
+
+        ``x IN UNNEST(@p)`` becomes a semi-join (sqlglot would test list membership row by row),
+        ``ARRAY_AGG(… LIMIT n)`` a sliced list, ``SAFE.FLOAT64(json)`` a TRY_CAST, and each ``@p`` a
+        ``$p`` cast to its declared type.
+        """
+        from sqlglot import exp
+        from sqlglot.errors import ErrorLevel
+
+        tree = self._rename(node)
+        for node_in in list(tree.find_all(exp.In)):
+            unnest = node_in.args.get("unnest")
+            if unnest is not None and len(unnest.expressions) == 1:
+                values_of = exp.select(exp.Unnest(expressions=[unnest.expressions[0].copy()]))
+                node_in.set("unnest", None)
+                node_in.set("query", values_of.subquery())
+        for aggregate in list(tree.find_all(exp.ArrayAgg)):
+            if isinstance(aggregate.this, exp.Limit):
+                limit = aggregate.this.expression.copy()
+                aggregate.set("this", aggregate.this.this)
+                whole = aggregate.parent if isinstance(aggregate.parent, exp.IgnoreNulls) else aggregate
+                sliced = exp.Anonymous(this="list_slice", expressions=[whole.copy(), exp.Literal.number(1), limit])
+                whole.replace(sliced)
+        for safe in list(tree.find_all(exp.SafeFunc)):  # SAFE.FLOAT64(json), which sqlglot leaves as it is
+            if isinstance(safe.this, exp.Float64):
+                safe.replace(exp.TryCast(this=safe.this.this.copy(), to=exp.DataType.build("DOUBLE")))
+        used: dict[str, Any] = {}
+        for parameter in list(tree.find_all(exp.Parameter)):
+            param = params[parameter.name]
+            used[param.name] = param.value
+            kind = exp.DataType.build(duckdb_type(parse_type(param.type)), dialect="duckdb")
+            parameter.replace(exp.Cast(this=parameter.copy(), to=kind))
+        # Unsupported properties (CLUSTER BY, PARTITION BY, OPTIONS) only concern BigQuery storage.
+        return tree.sql("duckdb", unsupported_level=ErrorLevel.IGNORE), used
+
+    # --- BigQuery's rules ------------------------------------------------------------------
+
+    def _column_type(self, column: "exp.Column") -> Optional[str]:
+        """The BigQuery type of a stored table's column (None when it is not one, or is an array)."""
+        table = self.billing._resolve_column(column)
+        if table is None:
+            return None
+        types = self.billing._types(table)
+        kind = types.get(column.name.lower())
+        if kind is None or str(kind.id) in ("list", "struct"):
+            return None
+        return _bigquery_column(column.name, kind).type
+
+    def _check_merge(self, prepared: "exp.Expression", params: dict[str, QueryParameter]) -> None:
+        """Refuse a MERGE whose ON matches a target row to more than one source row, as BigQuery does."""
+        probe = merge_duplicates_sql(prepared)
+        if probe is None:
+            return
+        text, args = self._duck(probe, params)
+        duplicated = self.con.execute(text, args).fetchall()[0]
+        if duplicated and duplicated[0]:
+            raise StatementError(f"{MERGE_ERROR} ({duplicated[0]} target row(s) match several source rows)")
+
+    def _object_table_of(self, query: "exp.Expression") -> Optional[str]:
+        """The object table ``query`` reads, if any."""
+        from sqlglot import exp
+
+        object_tables = self.catalog.object_tables()
+        for table in query.find_all(exp.Table):
+            if isinstance(table.this, exp.Identifier) and table.db:
+                name = _dotted(table, self.default_project)
+                if name in object_tables:
+                    return name
+        return None
+
     # --- models --------------------------------------------------------------------------
 
     def _create_model(self, tree: "exp.Expression", dry_run: bool) -> QueryResult:
@@ -307,7 +451,7 @@ class LocalEngine:
         endpoint = options["ENDPOINT"].name
         exists = self.catalog.model_endpoint(name) is not None
         if exists and tree.args.get("exists") and not tree.args.get("replace"):
-            return QueryResult()  # IF NOT EXISTS: the model there is kept as it is
+            return QueryResult(bytes_billed=0)  # IF NOT EXISTS: the model there is kept as it is
         if endpoint not in ENDPOINTS:
             raise StatementError(
                 f"endpoint {endpoint!r} is not a model the embedded engine has; it offers"
@@ -317,7 +461,7 @@ class LocalEngine:
             raise StatementError(f"Already Exists: Model {name}")
         if not dry_run:
             self.catalog.put_model(name, endpoint, _dotted(remote[0].this, self.default_project))
-        return QueryResult()
+        return QueryResult(bytes_billed=0)
 
     def _model(self, endpoint: str) -> Any:
         """The loaded local model for ``endpoint`` (loaded once per process)."""
@@ -329,21 +473,31 @@ class LocalEngine:
 
     # --- table functions -----------------------------------------------------------------
 
-    def _relation_sql(self, node: "exp.Expression") -> str:
-        """DuckDB SQL selecting the rows of a ``TABLE t`` or ``(query)`` argument."""
+    def _relation(self, node: "exp.Expression", params: dict[str, QueryParameter], *, limit_zero: bool = False) -> "pyarrow.Table":
+        """The rows of a ``TABLE t`` or ``(query)`` argument, run on DuckDB."""
         from sqlglot import exp
 
         if isinstance(node, exp.Subquery):
-            return self._duckdb_sql(node.this)
-        if isinstance(node, exp.Table):
-            return self._duckdb_sql(exp.select("*").from_(node.copy()))
-        if isinstance(node, exp.Query):
-            return self._duckdb_sql(node)
-        raise StatementError(f"expected TABLE name or (query), got {node.sql('bigquery')}")
+            query = node.this
+        elif isinstance(node, exp.Table):
+            query = exp.select("*").from_(node.copy())
+        elif isinstance(node, exp.Query):
+            query = node
+        else:
+            raise StatementError(f"expected TABLE name or (query), got {node.sql('bigquery')}")
+        text, args = self._duck(query, params)
+        if limit_zero:
+            text = f"SELECT * FROM ({text}) LIMIT 0"
+        return self.con.sql(text, params=args).to_arrow_table()
 
-    def _generate(self, call: "exp.Expression", registered: list[str], dry_run: bool) -> "pyarrow.Table":
-        """Evaluate ML.GENERATE_EMBEDDING: run its input query, embed the rows with the model."""
+    def _generate(
+        self, call: "exp.Expression", registered: list[str], dry_run: bool, params: dict[str, QueryParameter]
+    ) -> "pyarrow.Table":
+        """Evaluate ML.GENERATE_EMBEDDING: check and run its input query, embed the rows with the model."""
+        from sqlglot import exp
+
         from embed.engines.local.models import check_output_dimensionality, endpoint_dimension
+        from embed.engines.local.models.faults import faults_from_environment
 
         model_name = _dotted(call.this, self.default_project)
         endpoint = self.catalog.model_endpoint(model_name)
@@ -354,33 +508,35 @@ class LocalEngine:
             check_output_dimensionality(endpoint, endpoint_dimension(endpoint), options.output_dimensionality)
         except EmbedError as exc:
             raise StatementError(str(exc)) from None
-        text = self._relation_sql(call.expression)
-        if dry_run:
-            text = f"SELECT * FROM ({text}) LIMIT 0"
-        rows = self.con.sql(text).to_arrow_table()
+        argument = call.expression
+        if isinstance(argument, exp.Subquery):
+            object_table = self._object_table_of(argument.this)
+            if object_table is not None:
+                check_object_table_query(argument.this, object_table)
+        rows = self._relation(argument, params, limit_zero=dry_run)
+        if rows.num_rows > self.rows_per_job:
+            raise StatementError(
+                f"ML.GENERATE_EMBEDDING was given {rows.num_rows:,} rows; a job processes at most"
+                f" {self.rows_per_job:,} (the rows-per-job quota). Embed them in smaller batches."
+            )
         model = self._model(endpoint) if rows.num_rows else None
         try:
-            result = generate_embedding(rows, model, options, self.stats)
+            result = generate_embedding(
+                rows, model, options, self.stats, faults=faults_from_environment(), attempts=self.catalog.next_attempts
+            )
         except (ValueError, RuntimeError, EmbedError) as exc:
             raise StatementError(f"ML.GENERATE_EMBEDDING failed: {exc}") from None
         if not options.flatten_json_output:
-            name = f"__embed_relation_{next(self._names)}"
-            self.con.register(name, result)
-            registered.append(name)
+            name = self._register(result, registered)
             return self.con.sql(
                 f"SELECT * REPLACE (CAST(ml_generate_embedding_result AS JSON) AS ml_generate_embedding_result)"
                 f" FROM {name}"
             ).to_arrow_table()
         return result
 
-    def _vector_search(self, call: "exp.Expression", registered: list[str]) -> "pyarrow.Table":
+    def _vector_search(self, call: "exp.Expression", registered: list[str], params: dict[str, QueryParameter]) -> "pyarrow.Table":
         """Evaluate VECTOR_SEARCH(base, 'column', query, top_k => k, distance_type => 'COSINE')."""
-        names = []
-        for node in (call.this, call.args["query_table"]):
-            name = f"__embed_relation_{next(self._names)}"
-            self.con.register(name, self.con.sql(self._relation_sql(node)).to_arrow_table())
-            registered.append(name)
-            names.append(name)
+        names = [self._register(self._relation(node, params), registered) for node in (call.this, call.args["query_table"])]
 
         def kwarg(key: str, default: Any) -> Any:
             node = call.args.get(key)
@@ -430,6 +586,37 @@ class LocalEngine:
         finally:
             self.con.unregister(staging)
         self._listings[name] = files
+
+    def _created_table(self, tree: "exp.Expression") -> Optional[str]:
+        """The table a CREATE TABLE statement is about to make (None: not such a statement, or it exists)."""
+        from sqlglot import exp
+
+        if not isinstance(tree, exp.Create) or str(tree.args.get("kind", "")).upper() != "TABLE":
+            return None
+        table = tree.this if isinstance(tree.this, exp.Table) else tree.this.find(exp.Table)
+        if table is None:
+            return None
+        name = _dotted(table, self.default_project)
+        schema, short = self._duck_name(name)
+        exists = run(
+            self.con,
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, short],
+        )
+        return None if exists and tree.args.get("exists") else name
+
+    def _record_layout(self, tree: "exp.Expression", name: str) -> None:
+        """Remember how CREATE TABLE partitions (by day) and clusters a table: the billing model prunes on both."""
+        from sqlglot import exp
+
+        partition = tree.find(exp.PartitionedByProperty)
+        column = partition.find(exp.Column) if partition is not None else None
+        cluster = tree.find(exp.ClusterProperty)
+        first = cluster.find(exp.Column) if cluster is not None else None
+        self.catalog.put_layout(
+            name,
+            Layout(column.name.lower() if column is not None else None, first.name.lower() if first is not None else None),
+        )
 
     def _create_schemas(self, tree: "exp.Expression") -> None:
         """Create the DuckDB schema (the BigQuery dataset) a CREATE statement writes into."""

@@ -1,8 +1,9 @@
 """BigQuery table functions the embedded engine evaluates itself: ML.GENERATE_EMBEDDING and VECTOR_SEARCH.
 
-Each takes the sqlglot node of the call and returns an Arrow table with BigQuery's output
-columns; the engine registers it and puts its name where the call was. Sub-queries inside a
-call are run on DuckDB through ``run`` (which transpiles them).
+:func:`generate_embedding` takes the rows of the call's input relation (run on DuckDB by the
+engine) and returns them with BigQuery's four output columns; :func:`generate_options` reads the
+call's STRUCT of options. :func:`vector_search_sql` is the DuckDB query VECTOR_SEARCH runs over
+its two input relations, giving BigQuery's ``query``, ``base`` and ``distance`` columns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from embed.engines.base import StatementError
 from embed.engines.local.objects import path_of
@@ -44,11 +45,15 @@ _DISTANCES = {
 
 @dataclass
 class EmbeddingStats:
-    """Rows the engine sent to a model, and the seconds spent embedding them (decode and inference)."""
+    """Rows the engine sent to a model, and the seconds spent embedding them (decode and inference).
+
+    ``sent`` records the uri of every row sent when it is a list (tests set one); None keeps no record.
+    """
 
     rows: int = 0
     seconds: float = 0.0
     calls: int = 0
+    sent: Optional[list[str]] = None
 
 
 @dataclass(frozen=True)
@@ -103,16 +108,29 @@ def generate_options(struct: "Optional[exp.Expression]") -> GenerateOptions:
 
 
 def generate_embedding(
-    rows: "pyarrow.Table", model: Any, options: GenerateOptions, stats: EmbeddingStats
+    rows: "pyarrow.Table",
+    model: Any,
+    options: GenerateOptions,
+    stats: EmbeddingStats,
+    *,
+    faults: Any = None,
+    attempts: Optional[Callable[[list[tuple[str, int]]], list[int]]] = None,
 ) -> "pyarrow.Table":
-    """ML.GENERATE_EMBEDDING over object-table ``rows``: every input column plus the four output columns."""
+    """ML.GENERATE_EMBEDDING over object-table ``rows``: every input column plus the four output columns.
+
+    With ``faults`` (a :class:`~embed.engines.local.models.faults.FaultInjector` that is enabled),
+    the rows whose attempt (from ``attempts``, kept per object version) it picks come back with a
+    retryable status, as from a busy endpoint, and are not sent to the model.
+    """
     import pyarrow as pa
 
     from embed.engines.local.models import EmbeddingOutcome, ImageInput
+    from embed.engines.local.models.faults import RESOURCE_EXHAUSTED_STATUS
 
     if "uri" not in rows.column_names:
         raise StatementError("ML.GENERATE_EMBEDDING needs the object table's uri column in its input")
-    records = rows.select([c for c in ("uri", "size", "content_type") if c in rows.column_names]).to_pylist()
+    wanted = [c for c in ("uri", "generation", "size", "content_type") if c in rows.column_names]
+    records = rows.select(wanted).to_pylist()
     outcomes: list[Optional[EmbeddingOutcome]] = [None] * len(records)
     items, where = [], []
     for i, record in enumerate(records):
@@ -124,11 +142,22 @@ def generate_embedding(
         size = record.get("size")
         items.append(ImageInput(uri, path, int(size) if size is not None else -1, record.get("content_type")))
         where.append(i)
+    stats.rows += len(items)
+    if stats.sent is not None:
+        stats.sent.extend(item.uri for item in items)
+    if faults is not None and faults.enabled and attempts is not None and items:
+        counts = attempts([(records[i]["uri"], records[i].get("generation") or 0) for i in where])
+        kept = []
+        for i, item, attempt in zip(where, items, counts):
+            if faults.fails(item.uri, attempt):
+                outcomes[i] = EmbeddingOutcome(None, RESOURCE_EXHAUSTED_STATUS)
+            else:
+                kept.append((i, item))
+        where, items = [i for i, _ in kept], [item for _, item in kept]
     if items:
         started = time.perf_counter()
         produced = model.embed_images(items, output_dimensionality=options.output_dimensionality)
         stats.seconds += time.perf_counter() - started
-        stats.rows += len(items)
         stats.calls += 1
         if len(produced) != len(items):
             raise StatementError(f"the local model returned {len(produced)} results for {len(items)} rows")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from embed.engines.local.models.batches import Failed, run_batches
-from embed.engines.local.models.faults import RESOURCE_EXHAUSTED_STATUS, FaultsFromEnvironment
 from embed.engines.local.models.images import ImageRejected, decode_image
 from embed.errors import EmbedError
 
@@ -166,7 +165,6 @@ class EfficientNetLite0:
         self.batch_size = batch_size
         self.path = onnx_path(cache_dir)
         self.stats = ModelStats()
-        self._faults = FaultsFromEnvironment()
         try:
             import onnxruntime
         except ImportError:
@@ -213,30 +211,17 @@ class EfficientNetLite0:
 
         check_output_dimensionality(self.endpoint, self.dimension, output_dimensionality)
         started = time.perf_counter()
-        faults = self._faults.current()
-        outcomes: list[EmbeddingOutcome | None] = [None] * len(items)
-        to_run: list[int] = []
-        for index, item in enumerate(items):
-            if faults.fails(item.uri):
-                outcomes[index] = EmbeddingOutcome(None, RESOURCE_EXHAUSTED_STATUS)
-            else:
-                to_run.append(index)
-        results = run_batches(
-            [items[index] for index in to_run],
-            self.prepare,
-            self.forward,
-            batch_size=self.batch_size,
-            workers=self.threads,
-        )
+        results = run_batches(items, self.prepare, self.forward, batch_size=self.batch_size, workers=self.threads)
+        outcomes: list[EmbeddingOutcome] = []
         embedded = 0
-        for index, result in zip(to_run, results):
+        for result in results:
             if isinstance(result, Failed):
-                outcomes[index] = EmbeddingOutcome(None, result.status)
+                outcomes.append(EmbeddingOutcome(None, result.status))
             else:
-                outcomes[index] = EmbeddingOutcome(result.tolist(), "")
+                outcomes.append(EmbeddingOutcome(result.tolist(), ""))
                 embedded += 1
         self.stats.rows += len(items)
         self.stats.embedded += embedded
         self.stats.seconds += time.perf_counter() - started
-        return outcomes  # type: ignore[return-value]
+        return outcomes
 

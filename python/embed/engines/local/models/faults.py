@@ -5,43 +5,45 @@
 busy Vertex AI endpoint would, so the pipeline's retry logic runs for real on the embedded engine.
 It exists for tests and demos only; leave it unset for real runs.
 
-Each decision is a pure function of (seed, uri, attempt), where attempt counts the times this
-process has asked about that uri. A retry therefore gets fresh odds and the retry loop converges
-(a row still fails after k attempts with probability fraction**k), and the same seed and the same
-sequence of calls give the same failures whatever order the rows arrive in.
+Each decision is a pure function of (seed, uri, attempt). The attempt belongs to the object: the
+embedded engine keeps, in its database, how many times each object version was sent to the model
+(:meth:`embed.engines.local.catalog.Catalog.next_attempts`). A retry therefore gets fresh odds, a
+row still fails after k attempts with probability fraction**k, and repeated runs with one seed
+converge, whatever process runs them and whatever order the rows arrive in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from embed.errors import EmbedError
 from embed.sql import RETRYABLE_PREFIX
 
-__all__ = ["FAULTS_ENV", "RESOURCE_EXHAUSTED_STATUS", "FaultInjector", "parse_faults"]
+__all__ = ["FAULTS_ENV", "RESOURCE_EXHAUSTED_STATUS", "FaultInjector", "faults_from_environment", "parse_faults"]
 
 FAULTS_ENV = "EMBED_LOCAL_FAULTS"
 RESOURCE_EXHAUSTED_STATUS = f"{RETRYABLE_PREFIX} RESOURCE_EXHAUSTED error from remote service/endpoint."
 _FORMAT = f"{FAULTS_ENV} takes 'retryable:FRACTION[,seed:INTEGER]', e.g. 'retryable:0.3,seed:7'"
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaultInjector:
-    """Decides which rows fail with a retryable status; ``fraction`` 0 never fails."""
+    """Decides which attempts fail with a retryable status; ``fraction`` 0 never fails."""
 
     fraction: float = 0.0
     seed: int = 0
-    _attempts: Counter = field(default_factory=Counter, repr=False)
 
-    def fails(self, uri: str) -> bool:
-        """Whether this attempt at ``uri`` fails; counts the attempt."""
+    @property
+    def enabled(self) -> bool:
+        """True when some attempts fail."""
+        return self.fraction > 0.0
+
+    def fails(self, uri: str, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` (0 for the first) at ``uri`` fails."""
         if self.fraction <= 0.0:
             return False
-        attempt = self._attempts[uri]
-        self._attempts[uri] += 1
         digest = hashlib.blake2b(f"{self.seed}\0{attempt}\0{uri}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big") / 2**64 < self.fraction
 
@@ -71,17 +73,6 @@ def parse_faults(spec: str | None) -> FaultInjector:
     return FaultInjector(fraction, seed)
 
 
-class FaultsFromEnvironment:
-    """The injector for the current value of EMBED_LOCAL_FAULTS, kept while the value stays the same."""
-
-    def __init__(self) -> None:
-        self._spec: str | None = None
-        self._injector = FaultInjector()
-
-    def current(self) -> FaultInjector:
-        """The injector for the knob's value now (a new one, with fresh attempt counts, when it changed)."""
-        spec = os.environ.get(FAULTS_ENV) or None
-        if spec != self._spec:
-            self._injector = parse_faults(spec)
-            self._spec = spec
-        return self._injector
+def faults_from_environment() -> FaultInjector:
+    """The injector for the current value of EMBED_LOCAL_FAULTS."""
+    return parse_faults(os.environ.get(FAULTS_ENV))

@@ -1,2 +1,0 @@
-SELECT *
-FROM `my-project.bqml_tutorial.image_embeddings`
