@@ -378,7 +378,7 @@ def test_module_is_compiled_once_then_loaded_from_the_cache(wasm: Path, tmp_path
     assert answer(engine, googlesql.load_module(engine, wasm, cache)) == 42
 
 
-def test_a_damaged_or_outdated_cache_is_replaced(wasm: Path, tmp_path: Path) -> None:
+def test_a_damaged_cache_is_replaced_and_only_two_builds_are_kept(wasm: Path, tmp_path: Path) -> None:
     import wasmtime
 
     cache = tmp_path / "cache"
@@ -387,10 +387,12 @@ def test_a_damaged_or_outdated_cache_is_replaced(wasm: Path, tmp_path: Path) -> 
     googlesql.load_module(engine, wasm, cache)
     [saved] = cache.glob("tiny-*.cwasm")
     saved.write_bytes(b"not a module")
-    stale = cache / "tiny-0000000000000000-wasmtime-1.0.0.cwasm"
-    stale.write_bytes(b"an older build")
+    older, recent = (cache / f"tiny-{n}-wasmtime-1.0.0.cwasm" for n in ("0000", "1111"))
+    for age, build in ((3600, older), (60, recent)):  # builds another environment used an hour, a minute ago
+        build.write_bytes(b"another build")
+        os.utime(build, (build.stat().st_atime - age, build.stat().st_mtime - age))
     assert answer(engine, googlesql.load_module(engine, wasm, cache)) == 42
-    assert list(cache.glob("tiny-*.cwasm")) == [saved] and saved.read_bytes() != b"not a module"
+    assert sorted(cache.glob("tiny-*.cwasm")) == sorted([saved, recent]) and saved.read_bytes() != b"not a module"
 
 
 def test_an_unwritable_cache_only_warns(wasm: Path, tmp_path: Path, capsys) -> None:

@@ -6,6 +6,7 @@ Everything from the `zetasql` package is imported inside functions, so importing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -117,7 +118,8 @@ def load_module(engine: Any, wasm: Path, cache: Optional[Path]) -> Any:
     """``wasm`` compiled for ``engine``: loaded from ``cache`` when compiled there before, else compiled and saved.
 
     The file name carries the module's hash and the wasmtime version, so an upgrade compiles
-    again; a file wasmtime cannot load is replaced. Only the user's own cache is ever loaded.
+    again; a file wasmtime cannot load is replaced. The two builds used last are kept (two
+    environments on one machine do not evict each other). Only the user's own cache is loaded.
     """
     import wasmtime
 
@@ -127,25 +129,32 @@ def load_module(engine: Any, wasm: Path, cache: Optional[Path]) -> Any:
     path = cache / f"{wasm.stem}-{digest}-wasmtime-{metadata.version('wasmtime')}.cwasm"
     if path.is_file():
         try:
-            return wasmtime.Module.deserialize_file(engine, str(path))
+            module = wasmtime.Module.deserialize_file(engine, str(path))
         except (wasmtime.WasmtimeError, OSError):
             pass  # built for another engine configuration, or damaged: compile again
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # marks it used, for _save's eviction
+            return module
     print(f"Compiling the GoogleSQL analyzer once (about 20 s); kept in {cache}.", file=sys.stderr)
     module = wasmtime.Module.from_file(engine, str(wasm))
-    _save(path, module.serialize(), older=f"{wasm.stem}-*.cwasm")
+    _save(path, module.serialize(), builds=f"{wasm.stem}-*.cwasm")
     return module
 
 
-def _save(path: Path, data: bytes, older: str) -> None:
-    """Write ``data`` to ``path`` atomically, then delete the ``older`` builds beside it; only warn on failure."""
+def _save(path: Path, data: bytes, builds: str) -> None:
+    """Write ``data`` to ``path`` atomically, then keep only the two builds (``builds``, a glob) used last.
+
+    Only warns when the cache cannot be written: the analyzer then compiles in each process.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
             tmp.write(data)
         os.replace(tmp.name, path)
-        for old in path.parent.glob(older):
-            if old != path:
-                old.unlink(missing_ok=True)
+        others = sorted((p for p in path.parent.glob(builds) if p != path), key=lambda p: p.stat().st_mtime)
+        for old in others[:-1]:
+            old.unlink(missing_ok=True)
     except OSError as exc:
         print(
             f"warning: cannot keep the compiled analyzer in {path.parent} ({exc}); it compiles each time.",
