@@ -42,7 +42,7 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,local]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,local,check]'
 	touch $@
 
 venv: $(STAMP) ## Create or update the virtual environment in .venv

@@ -146,14 +146,31 @@ def settings_options(tuning: Union[bool, tuple[str, ...]] = False) -> Callable[[
 
 @app.command("sql")
 @settings_options(tuning=True)
-def sql_command(flags: SettingsFlags) -> None:
+def sql_command(
+    flags: SettingsFlags,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also analyze each statement offline with GoogleSQL, BigQuery's SQL front end: names, types,"
+            " signatures. Needs the `check` extra: pip install 'embed-kit\\[check]'.",
+        ),
+    ] = False,
+) -> None:
     """Print every statement a run would issue, without running anything."""
     from embed import sql
 
     settings = flags.load()
-    for statement in sql.run_statements(settings):
+    if check:
+        from embed import googlesql
+
+        googlesql.require()
+    statements = sql.run_statements(settings)
+    for statement in statements:
         params = "".join(f"\n--   @{p.name} {p.type}" for p in statement.params)
         typer.echo(f"-- {statement.name}: {statement.when}{params}\n{statement.sql};\n")
+    if check:
+        typer.echo(googlesql.verify(settings, statements), err=True)
 
 
 EngineOpt = Annotated[

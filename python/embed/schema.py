@@ -21,6 +21,7 @@ __all__ = [
     "EmbeddingResult",
     "ExpectedColumn",
     "ExpectedSchema",
+    "OBJECT_TABLE_COLUMNS",
     "describe",
     "dimension_for",
     "expected_schema",
@@ -80,12 +81,24 @@ class EmbeddingResult:
 
 @dataclass(frozen=True)
 class ExpectedColumn:
-    """A column the results table should have; ``required=False`` means tolerated if absent."""
+    """A column the results table should have; ``required=False`` means tolerated if absent.
+
+    ``fields`` lists a RECORD's fields as GoogleSQL writes them (``name STRING, value STRING``).
+    """
 
     name: str
     type: str
     mode: str = "NULLABLE"
     required: bool = True
+    fields: str = ""
+
+    @property
+    def sql_type(self) -> str:
+        """The full GoogleSQL type: ``ARRAY<FLOAT64>``, ``ARRAY<STRUCT<name STRING, value STRING>>`` ..."""
+        kind = normalize_type(self.type)
+        if kind == "RECORD":
+            kind = f"STRUCT<{self.fields}>"
+        return f"ARRAY<{kind}>" if self.mode.upper() == "REPEATED" else kind
 
     def problem(self, actual: Column) -> Optional[str]:
         """Why ``actual`` does not fit this column, or None when it does (NULLABLE and REQUIRED both fit)."""
@@ -147,17 +160,21 @@ def dimension_for(endpoint: str, output_dimensionality: Optional[int] = None) ->
     return DIMENSIONS_BY_ENDPOINT[name]
 
 
-# Object table columns the results keep, as the object table defines them.
-_PASS_THROUGH = (
+# An object table's columns, as BigQuery defines them; `ref` (an ObjectRef) is newer and may be absent.
+OBJECT_TABLE_COLUMNS = (
     ExpectedColumn("uri", "STRING"),
     ExpectedColumn("generation", "INT64"),
     ExpectedColumn("content_type", "STRING"),
     ExpectedColumn("size", "INT64"),
     ExpectedColumn("md5_hash", "STRING"),
     ExpectedColumn("updated", "TIMESTAMP"),
-    ExpectedColumn("metadata", "RECORD", "REPEATED", required=False),
-    ExpectedColumn("ref", "RECORD", required=False),
+    ExpectedColumn("metadata", "RECORD", "REPEATED", required=False, fields="name STRING, value STRING"),
+    ExpectedColumn(
+        "ref", "RECORD", required=False, fields="uri STRING, version STRING, authorizer STRING, details JSON"
+    ),
 )
+# The results keep every object table column (ML.GENERATE_EMBEDDING passes them through).
+_PASS_THROUGH = OBJECT_TABLE_COLUMNS
 # Written by the kit's batch INSERT (templates/create_results_table.sql.j2).
 _BOOKKEEPING = (
     ExpectedColumn("embedding_endpoint", "STRING"),

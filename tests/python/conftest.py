@@ -53,3 +53,12 @@ def example_settings() -> Callable[..., Settings]:
 def wrap(value: object) -> dict[str, Any]:
     """Wrap an `embed` value in the `terraform output -json` document format."""
     return {"embed": {"sensitive": False, "type": ["object", {}], "value": value}}
+
+
+@pytest.fixture(scope="session")
+def googlesql_analyzer() -> Callable[[Settings], Any]:
+    """GoogleSQL's analyzer for a Settings (embed.googlesql); one WebAssembly instance serves the session."""
+    pytest.importorskip("zetasql", reason="the `check` extra is not installed: pip install 'embed-kit[check]'")
+    from embed import googlesql
+
+    return googlesql.analyzer
