@@ -94,3 +94,36 @@ def test_db_below_a_file_is_an_error_not_a_traceback(tmp_path) -> None:
     done = embed("run", "--engine", "local", "--images", "images", "--db", "afile/embed.duckdb", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "error: cannot open the embedded database" in done.stderr
+
+
+def test_another_dimension_is_refused_before_any_model_call(ran) -> None:
+    """The table holds 1280-d vectors: a run asking for 512-d stops, says why, and changes nothing."""
+    work, _ = ran
+    done = embed(
+        "run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--output-dimensionality", "512",
+        "--json", cwd=work,
+    )
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert "row(s) of local/efficientnet-lite0 (1280-d)" in done.stderr and "(512-d)" in done.stderr
+    assert "--results-table" in done.stderr and "--re-embed" in done.stderr
+    status = embed("status", "--engine", "local", "--db", "embed.duckdb", "--json", cwd=work)
+    assert json.loads(status.stdout)["counts"]["embedded"] == len(PHOTOS)
+
+
+def test_similar_takes_names_sql_would_need_quoted(tmp_path) -> None:
+    from tests.local.sample import copy_photo
+
+    for name in ("2024--summer.png", "bob's cat.png"):
+        copy_photo("motorcycle_left.png" if "bob" in name else "motorcycle_right.png", tmp_path / "images" / name)
+    done = embed("run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for query, other in (("2024--summer.png", "bob's cat.png"), ("bob's cat.png", "2024--summer.png")):
+        found = embed("similar", f"images/{query}", "--engine", "local", "--db", "embed.duckdb", "--json", cwd=tmp_path)
+        assert found.returncode == 0, found.stderr
+        assert [f["uri"] for f in json.loads(found.stdout)] == [(tmp_path / "images" / other).as_uri()]
+
+
+def test_similar_text_is_refused_by_the_image_only_local_model(ran) -> None:
+    work, _ = ran
+    done = embed("similar", "--text", "a motorcycle", "--engine", "local", "--db", "embed.duckdb", cwd=work)
+    assert done.returncode == 2 and "embeds images only" in done.stderr and "Traceback" not in done.stderr
