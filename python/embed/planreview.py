@@ -37,7 +37,6 @@ _IGNORED_ACTIONS = {("no-op",), ("read",)}
 _COUNTED = {"create": "to add", "update": "to change", "replace": "to replace", "destroy": "to destroy"}
 _REASONS = {
     "replace_because_cannot_update": "cannot be updated in place",
-    "create_because_no_resource": "new",
     "replace_because_tainted": "tainted",
     "replace_by_request": "replacement requested",
     "replace_by_triggers": "replace_triggered_by",
@@ -84,8 +83,10 @@ class ResourceChange:
     @property
     def loss(self) -> str:
         """What a destroyed or replaced data resource takes with it."""
+        if self.type == "google_bigquery_dataset":
+            return "every table in it, with the stored embeddings"
         if self.type != BUCKET:
-            return "every table in it, with the stored embeddings" if self.type.endswith("dataset") else "its rows"
+            return "the table and its rows"
         if self.force_destroy:
             return "every object in it (force_destroy is on): the images"
         return "nothing yet: with force_destroy off the delete fails while the bucket holds objects, and the apply stops"
@@ -319,7 +320,8 @@ def _unknown_note(expression: Any, module: tuple[str, ...], every: Expressions) 
         return UNKNOWN
     for _ in range(5):
         hop = re.match(r"(\w+)\.(\w+)\.(\w+)", ref)
-        origin = _single_reference(every.get((module, hop.group(1), hop.group(2)), {}).get(hop.group(3))) if hop else None
+        carried = every.get((module, hop.group(1), hop.group(2)), {}).get(hop.group(3)) if hop else None
+        origin = _single_reference(carried)
         if origin is None:
             break
         ref = origin
