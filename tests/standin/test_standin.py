@@ -473,9 +473,13 @@ def test_apply_is_refused(terraform):
 
 
 REPLACEMENT_CONFIG = '''
-    resource "google_bigquery_dataset" "ds" {
-      dataset_id  = "embeddings"
-      location    = "%(location)s"
+    resource "google_bigquery_dataset" "moved" {
+      dataset_id = "embeddings"
+      location   = "%(moved)s"
+    }
+    resource "google_bigquery_dataset" "kept" {
+      dataset_id  = "archive"
+      location    = "%(kept)s"
       description = "%(description)s"
     }
     resource "google_bigquery_table" "t" {
@@ -498,36 +502,33 @@ REPLACEMENT_CONFIG = '''
 def test_plan_replaces_on_force_new_attributes_only(terraform, tmp_path):
     from tests.support.state import state_from_plan
 
-    before = {"location": "EU", "description": "a", "schema": "[]", "account": "sa-1"}
+    before = {"moved": "EU", "kept": "EU", "description": "a", "schema": "[]", "account": "sa-1"}
     terraform(REPLACEMENT_CONFIG % before, "plan", "-input=false", "-out=plan.tfplan", check=True)
     created = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
     schemas = json.loads(terraform(None, "providers", "schema", "-json", check=True).stdout)
     (tmp_path / "prior.tfstate").write_text(json.dumps(state_from_plan(created, schemas)))
 
-    def changes(**edits: str) -> dict[str, dict]:
-        (tmp_path / "main.tf").write_text(PROVIDER_BLOCK + textwrap.dedent(REPLACEMENT_CONFIG % {**before, **edits}))
-        terraform(None, "plan", "-input=false", "-refresh=false", "-state=prior.tfstate", "-out=plan.tfplan",
-                  check=True)
-        plan = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
-        return {rc["address"]: rc for rc in plan["resource_changes"]}
+    after = {"moved": "US", "kept": "eu", "description": "b", "account": "sa-2",
+             "schema": '[{\\"name\\": \\"uri\\", \\"type\\": \\"STRING\\"}]'}
+    (tmp_path / "main.tf").write_text(PROVIDER_BLOCK + textwrap.dedent(REPLACEMENT_CONFIG % after))
+    terraform(None, "plan", "-input=false", "-refresh=false", "-state=prior.tfstate", "-out=plan.tfplan", check=True)
+    plan = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
+    changes = {rc["address"]: rc for rc in plan["resource_changes"]}
 
     # ForceNew in the provider's source: a replacement, with the attribute that forced it.
-    moved = changes(location="US", schema='[{\\"name\\": \\"uri\\", \\"type\\": \\"STRING\\"}]', account="sa-2")
-    dataset, table, sleep = (moved[a] for a in ("google_bigquery_dataset.ds", "google_bigquery_table.t",
+    moved, table, sleep = (changes[a] for a in ("google_bigquery_dataset.moved", "google_bigquery_table.t",
                                                  "time_sleep.wait"))
-    assert dataset["change"]["actions"] == ["delete", "create"]
-    assert dataset["action_reason"] == "replace_because_cannot_update"
-    assert dataset["change"]["replace_paths"] == [["location"]]
+    assert moved["change"]["actions"] == ["delete", "create"]
+    assert moved["action_reason"] == "replace_because_cannot_update"
+    assert moved["change"]["replace_paths"] == [["location"]]
     assert table["change"]["replace_paths"] == [["external_data_configuration", 0, "schema"]]
     assert sleep["change"]["actions"] == ["delete", "create"]
     assert sleep["change"]["replace_paths"] == [["triggers"]]
     # A replacement plans the new object from scratch: computed values are unknown again.
-    assert dataset["change"]["after_unknown"]["id"] is True
+    assert moved["change"]["after_unknown"]["id"] is True
 
     # Not ForceNew: an update in place. The dataset location's diff is case-insensitive: no change.
-    kept = changes(description="b", location="eu")
-    assert kept["google_bigquery_dataset.ds"]["change"]["actions"] == ["update"]
-    assert kept["google_bigquery_dataset.ds"]["change"]["after"]["location"] == "EU"
-    assert "replace_paths" not in kept["google_bigquery_dataset.ds"]["change"]
-    assert kept["google_bigquery_table.t"]["change"]["actions"] == ["no-op"]
-    assert kept["time_sleep.wait"]["change"]["actions"] == ["no-op"]
+    kept = changes["google_bigquery_dataset.kept"]["change"]
+    assert kept["actions"] == ["update"]
+    assert kept["after"]["location"] == "EU" and kept["after"]["description"] == "b"
+    assert "replace_paths" not in kept
