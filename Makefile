@@ -11,7 +11,7 @@ BUILD ?= build
 TFVARS ?= $(if $(OFFLINE),$(TF_DIR)/terraform.tfvars.example,$(wildcard $(TF_DIR)/terraform.tfvars))
 # OFFLINE=1 plans with the offline stand-in provider (no credentials, no network) in a scratch copy.
 OFFLINE ?=
-# FAIL_ON_DATA_LOSS=1 makes `make plan` fail when a dataset or table would be destroyed or replaced.
+# FAIL_ON_DATA_LOSS=1 makes `make plan` fail when a dataset, table or bucket would be destroyed or replaced.
 FAIL_ON_DATA_LOSS ?=
 PYTEST_ARGS ?=
 # Where `make demo` lays out its sample images and keeps its embedded database.
@@ -22,9 +22,15 @@ STAMP := $(VENV)/.installed
 VAR_FILE := $(if $(TFVARS),-var-file=$(abspath $(TFVARS)))
 WORKDIR := $(if $(OFFLINE),$(BUILD)/offline/$(notdir $(TF_DIR)),$(TF_DIR))
 TF := $(TERRAFORM) -chdir=$(WORKDIR)
-TF_ENV := $(if $(OFFLINE),eval "$$($(PY) -m tests.standin --print-env)" &&,)
+# Offline, TF_IN_AUTOMATION also drops terraform's "run terraform apply" hint: the stand-in cannot apply.
+TF_ENV := $(if $(OFFLINE),eval "$$($(PY) -m tests.standin --print-env)" && TF_IN_AUTOMATION=1,)
 # Offline plans go to build/offline/ so `make apply` never picks up a stand-in plan.
 PLAN_DIR := $(abspath $(if $(OFFLINE),$(BUILD)/offline,$(BUILD)))
+
+# The stand-in only plans: refuse apply and destroy before anything runs (init would wipe build/offline).
+ifneq ($(and $(OFFLINE),$(filter apply destroy,$(MAKECMDGOALS))),)
+$(error The offline stand-in providers only plan: run `make $(filter apply destroy,$(MAKECMDGOALS))` without OFFLINE=1 (nothing was changed))
+endif
 
 # plan, apply and destroy need the stack's variables: a var file, or TF_VAR_* in the environment.
 vars:
@@ -55,23 +61,26 @@ ifneq ($(OFFLINE),)
 	# Plan the var file alone, against no state and no remote backend (a backend "gcs" needs credentials).
 	cd $(WORKDIR) && rm -f terraform.tfvars terraform.tfvars.json *.auto.tfvars *.auto.tfvars.json *.tfstate *.tfstate.backup
 	printf 'terraform {\n  backend "local" {}\n}\n' > $(WORKDIR)/offline_override.tf
-endif
 	$(TF_ENV) $(TF) init -input=false
+else
+	@$(TF) init -input=false || { echo; \
+	echo "terraform init failed. If it could not reach the Terraform registry (no network, a proxy), plan with" >&2; \
+	echo "the offline stand-in providers instead: make plan OFFLINE=1 (add TFVARS=$(or $(TFVARS),FILE) for your values)." >&2; exit 1; }
+endif
 
-plan: vars init $(STAMP) ## Plan to build/plan.tfplan, plan.json and the review plan.md (OFFLINE=1: build/offline/)
+plan: vars init $(STAMP) ## Plan to build/plan.tfplan, plan.json, plan.txt and the review plan.md (OFFLINE=1: build/offline/)
 	mkdir -p $(PLAN_DIR)
 	$(TF_ENV) $(TF) plan -input=false $(VAR_FILE) -out=$(PLAN_DIR)/plan.tfplan
 	$(TF_ENV) $(TF) show -json $(PLAN_DIR)/plan.tfplan > $(PLAN_DIR)/plan.json
-	$(PY) -m embed plan-review $(PLAN_DIR)/plan.json --output $(PLAN_DIR)/plan.md $(if $(FAIL_ON_DATA_LOSS),--fail-on-data-loss)
+	$(TF_ENV) $(TF) show -no-color $(PLAN_DIR)/plan.tfplan > $(PLAN_DIR)/plan.txt
+	$(PY) -m embed plan-review $(PLAN_DIR)/plan.json --output $(PLAN_DIR)/plan.md $(if $(FAIL_ON_DATA_LOSS),--fail-on-data-loss) $(if $(OFFLINE),--offline)
 	@echo "Review written to $(PLAN_DIR)/plan.md"
 
 apply: vars init ## Apply the stack (uses build/plan.tfplan when `make plan` wrote one)
-	@test -z "$(OFFLINE)" || { echo "The offline stand-in provider only plans; run apply without OFFLINE." >&2; exit 2; }
 	if [ -f $(BUILD)/plan.tfplan ]; then $(TF) apply -input=false $(abspath $(BUILD))/plan.tfplan && rm -f $(BUILD)/plan.tfplan; \
 	else $(TF) apply -input=false $(VAR_FILE); fi
 
 destroy: vars init ## Destroy the stack (the dataset refuses while it holds tables, unless allowed)
-	@test -z "$(OFFLINE)" || { echo "The offline stand-in provider only plans; run destroy without OFFLINE." >&2; exit 2; }
 	$(TF) destroy -input=false $(VAR_FILE)
 
 fmt: ## Format the Terraform code

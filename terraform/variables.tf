@@ -2,10 +2,6 @@ variable "project_id" {
   description = "Project that hosts the dataset, connection, object table and model."
   type        = string
   nullable    = false
-  validation {
-    condition     = can(regex("^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
-    error_message = "var.project_id must be a project id (6-30 characters: lowercase letters, digits and hyphens, starting with a letter), optionally domain-scoped as example.com:my-project, not a project name or number."
-  }
 }
 
 variable "region" {
@@ -24,10 +20,6 @@ variable "location" {
   type        = string
   nullable    = false
   default     = "US"
-  validation {
-    condition     = can(regex("^(US|EU|[a-z]+-[a-z]+[0-9]+)$", var.location))
-    error_message = "var.location must be the US or EU multi-region (upper case) or a region name such as us-central1 or europe-west4."
-  }
 }
 
 variable "dataset_id" {
@@ -35,10 +27,6 @@ variable "dataset_id" {
   type        = string
   nullable    = false
   default     = "bqml_tutorial"
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_]+$", var.dataset_id)) && length(var.dataset_id) <= 1024
-    error_message = "var.dataset_id must contain only letters, digits and underscores and be 1-1024 characters long."
-  }
 }
 
 variable "connection_id" {
@@ -46,10 +34,6 @@ variable "connection_id" {
   type        = string
   nullable    = false
   default     = "embed_conn"
-  validation {
-    condition     = can(regex("^[a-zA-Z0-9_-]+$", var.connection_id)) && length(var.connection_id) <= 1024
-    error_message = "var.connection_id must contain only letters, digits, underscores and hyphens and be 1-1024 characters long."
-  }
 }
 
 variable "object_table" {
@@ -57,29 +41,26 @@ variable "object_table" {
   type = object({
     id          = optional(string, "images")
     source_uris = list(string)
+    # Defaults are the object-table module's.
     metadata_cache = optional(object({
-      enabled               = optional(bool, false)
-      max_staleness_minutes = optional(number, 240)
-      mode                  = optional(string, "AUTOMATIC")
+      enabled               = optional(bool)
+      max_staleness_minutes = optional(number)
+      mode                  = optional(string)
     }), {})
     deletion_protection = optional(bool, true)
   })
   nullable = false
-  validation {
-    condition     = length(var.object_table.source_uris) > 0 && alltrue([for u in var.object_table.source_uris : startswith(u, "gs://")])
-    error_message = "var.object_table.source_uris must list at least one Cloud Storage URI, each starting with gs://, e.g. gs://my-images-bucket/photos/*."
-  }
 }
 
 variable "bucket_create" {
-  description = "Optionally create the image bucket (see the object-table module); its name must be one of the buckets in var.object_table.source_uris. Null uses existing buckets."
+  description = "Optionally create the image bucket (see the object-table module for the fields and their defaults); its name must be one of the buckets in var.object_table.source_uris. Null uses existing buckets."
   type = object({
     name                       = string
     location                   = optional(string)
-    storage_class              = optional(string, "STANDARD")
-    versioning                 = optional(bool, true)
-    force_destroy              = optional(bool, false)
-    soft_delete_retention_days = optional(number, 7)
+    storage_class              = optional(string)
+    versioning                 = optional(bool)
+    force_destroy              = optional(bool)
+    soft_delete_retention_days = optional(number)
     encryption_key             = optional(string)
     log_bucket                 = optional(string)
   })
@@ -124,6 +105,13 @@ variable "allow_destroy_with_contents" {
   type        = bool
   nullable    = false
   default     = false
+}
+
+variable "connection_service_account_wait" {
+  description = "How long to wait after the connection's service account is created before granting it roles (IAM can refuse an account in its first minutes). A duration such as 120s or 2m."
+  type        = string
+  nullable    = false
+  default     = "120s"
 }
 
 variable "connection_additional_roles" {

@@ -175,7 +175,7 @@ def test_dataset_replace_is_data_loss_with_loud_warning(actions: list[str]) -> N
     caution = markdown.split("> [!CAUTION]", 1)[1].split("\n\n", 1)[0]
     assert "DATA LOSS" in markdown.split("> [!CAUTION]", 1)[0]
     assert "`module.dataset.google_bigquery_dataset.this`" in caution
-    assert "forced by `location`" in caution
+    assert "(`location` changed): deletes every table in it" in caution
 
 
 def test_table_destroy_is_data_loss() -> None:
@@ -192,6 +192,82 @@ def test_table_destroy_is_data_loss() -> None:
     assert "> [!CAUTION]" in markdown
     assert "> - **destroy** `module.dataset.google_bigquery_table.embeddings`" in markdown
     assert "removed from configuration" in markdown
+
+
+@pytest.mark.parametrize(
+    ("force_destroy", "says"),
+    [(True, "every object in it (force_destroy is on)"), (False, "the delete fails while the bucket holds objects")],
+)
+def test_bucket_replace_is_data_loss_saying_what_force_destroy_does(force_destroy: bool, says: str) -> None:
+    bucket = {"name": "demo-images", "location": "EU", "force_destroy": force_destroy}
+    change = resource_change(
+        "module.object-table.google_storage_bucket.bucket[0]",
+        ["delete", "create"],
+        before=bucket,
+        after={**bucket, "location": "US"},
+        action_reason="replace_because_cannot_update",
+        replace_paths=[["location"]],
+    )
+    summary = summarize(plan(change))
+    assert summary.data_loss == ["module.object-table.google_storage_bucket.bucket[0]"]
+    caution = render_markdown(summary).split("> [!CAUTION]", 1)[1].split("\n\n", 1)[0]
+    assert "**replace** `module.object-table.google_storage_bucket.bucket[0]` (`location` changed)" in caution
+    assert says in caution
+
+
+def test_why_column_says_what_changes_or_forces_the_replacement() -> None:
+    doc = plan(
+        resource_change("google_storage_bucket.images", ["create"], after={"name": "b"}),
+        resource_change(
+            "module.object-table.google_bigquery_table.table",
+            ["update"],
+            before={**TABLE, "max_staleness": "0-0 0 4:0:0", "labels": {"a": "b"}},
+            after={**TABLE, "max_staleness": "0-0 0 0:0:0", "labels": {"a": "b"}},
+        ),
+        resource_change(
+            "module.connection.google_bigquery_connection.connection",
+            ["delete", "create"],
+            before={"connection_id": "a"},
+            after={"connection_id": "b"},
+            action_reason="replace_because_cannot_update",
+            replace_paths=[["connection_id"]],
+        ),
+        resource_change(
+            "module.object-table.google_bigquery_table.nested",
+            ["delete", "create"],
+            before=TABLE,
+            after=TABLE,
+            action_reason="replace_because_cannot_update",
+            replace_paths=[["external_data_configuration", 0, "schema"]],
+        ),
+        resource_change("google_project_service.bq", ["delete", "create"], before={}, after={},
+                        action_reason="replace_by_request"),
+    )
+    markdown = render_markdown(summarize(doc))
+    assert "| create | `google_storage_bucket.images` | new |" in markdown
+    assert "| update | `module.object-table.google_bigquery_table.table` | `max_staleness` changed |" in markdown
+    assert "| replace | `module.connection.google_bigquery_connection.connection` | `connection_id` changed |" in markdown
+    assert "`external_data_configuration[0].schema` changed |" in markdown
+    assert "| replace | `google_project_service.bq` | replacement requested |" in markdown
+
+
+def test_replaced_grant_gets_a_note_about_the_gap() -> None:
+    grant = {"project": "demo-project", "role": "roles/aiplatform.user", "member": "serviceAccount:old@x.com"}
+    change = resource_change(
+        "module.connection.google_project_iam_member.service_account",
+        ["delete", "create"],
+        before=grant,
+        after={**grant, "member": None},
+        after_unknown={"member": True},
+        action_reason="replace_because_cannot_update",
+        replace_paths=[["member"]],
+    )
+    markdown = render_markdown(summarize(plan(change)))
+    note = markdown.split("### IAM grants", 1)[1].split("> [!NOTE]", 1)[1].split("\n\n", 1)[0]
+    assert "removed, then added again" in note and "lacks" in note
+    assert "| replace | `roles/aiplatform.user` |" in markdown
+    assert "[!NOTE]" not in render_markdown(summarize(plan(resource_change(
+        "google_project_iam_member.new", ["create"], after=grant))))
 
 
 def test_replace_of_other_resources_is_not_data_loss() -> None:
@@ -399,6 +475,9 @@ def test_cli_without_flag_reports_data_loss_but_exits_0(tmp_path: Path) -> None:
     result = run_cli("plan-review", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "> [!CAUTION]" in result.stdout
+    assert "stand-in" not in result.stdout
+    offline = run_cli("plan-review", str(path), "--offline", cwd=tmp_path)
+    assert "Planned offline with the stand-in providers" in offline.stdout.split("### ", 1)[0]
 
 
 def test_cli_writes_output_file_and_passes_without_data_loss(tmp_path: Path) -> None:

@@ -15,9 +15,21 @@ resource "google_bigquery_connection" "connection" {
   cloud_resource {}
 }
 
+# BigQuery creates the service account with the connection, but IAM can refuse it for a
+# while ("Service account ... does not exist"), and the provider retries that only when the
+# policy's etag changed meanwhile. Every grant to the account (here, and through the
+# service_account output, the object-table module's bucket grants) waits on this sleep.
+# The account is a trigger: a new connection (new account) is waited for again.
+resource "time_sleep" "service_account" {
+  create_duration = var.service_account_wait
+  triggers = {
+    service_account = google_bigquery_connection.connection.cloud_resource[0].service_account_id
+  }
+}
+
 resource "google_project_iam_member" "service_account" {
   for_each = local.roles
   project  = var.project_id
   role     = each.value
-  member   = "serviceAccount:${google_bigquery_connection.connection.cloud_resource[0].service_account_id}"
+  member   = "serviceAccount:${time_sleep.service_account.triggers["service_account"]}"
 }

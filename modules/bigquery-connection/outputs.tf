@@ -25,6 +25,6 @@ output "location" {
 }
 
 output "service_account" {
-  description = "Email of the service account BigQuery created for the connection (known after apply). Grant it read access to the image buckets."
-  value       = google_bigquery_connection.connection.cloud_resource[0].service_account_id
+  description = "Email of the service account BigQuery created for the connection (known after apply), available once var.service_account_wait has passed since its creation, so grants made with it do not meet an account IAM does not know yet. Grant it read access to the image buckets."
+  value       = time_sleep.service_account.triggers["service_account"]
 }

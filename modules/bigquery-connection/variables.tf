@@ -67,3 +67,14 @@ variable "additional_roles" {
     error_message = "var.additional_roles must not contain basic roles (roles/owner, roles/editor, roles/viewer): grant the narrow role the connection needs instead."
   }
 }
+
+variable "service_account_wait" {
+  description = "How long to wait after the connection (and so its service account) is created before granting the account roles: IAM can refuse an account in the first minutes of its life. A duration such as 120s or 2m; 0s grants at once (apply again if a grant fails)."
+  type        = string
+  nullable    = false
+  default     = "120s"
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", var.service_account_wait))
+    error_message = "var.service_account_wait must be a number followed by ms, s, m or h, such as 120s or 2m."
+  }
+}

@@ -4,9 +4,11 @@ locals {
   # less helpful error next to the variable's own validation message.
   buckets        = toset(compact([for u in var.source_uris : try(regex(local.uri_pattern, u)[0], "")]))
   created_bucket = var.bucket_create == null ? null : var.bucket_create.name
-  # BigQuery takes staleness as an INTERVAL literal, "Y-M D H:M:S".
+  # BigQuery takes staleness as an INTERVAL literal, "Y-M D H:M:S". Off is an explicit zero, not
+  # null: max_staleness is Optional+Computed in the provider, so null would keep the old
+  # staleness in state and send it again, without the metadata_cache_mode it then requires.
   cache_minutes = var.metadata_cache.max_staleness_minutes
-  max_staleness = !var.metadata_cache.enabled ? null : format(
+  max_staleness = !var.metadata_cache.enabled ? "0-0 0 0:0:0" : format(
     "0-0 %d %d:%d:0",
     floor(local.cache_minutes / 1440),
     floor(local.cache_minutes % 1440 / 60),

@@ -9,7 +9,7 @@ variable "project_id" {
 }
 
 variable "services" {
-  description = "APIs to enable. The default is what the embedding pipeline needs: BigQuery, BigQuery Connection, Vertex AI and Cloud Storage."
+  description = "APIs to enable. The default is what the stack and the embedding pipeline call: BigQuery, BigQuery Connection, Vertex AI, Cloud Storage, and Cloud Resource Manager (project IAM grants, and the permission checks of `python -m embed doctor`). Enabling them needs the Service Usage API, which must already be on."
   type        = list(string)
   nullable    = false
   default = [
@@ -17,6 +17,7 @@ variable "services" {
     "bigqueryconnection.googleapis.com",
     "aiplatform.googleapis.com",
     "storage.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
   ]
   validation {
     condition     = alltrue([for s in var.services : can(regex("^[a-z][a-z0-9-]*(\\.[a-z0-9-]+)*\\.googleapis\\.com$", s))])

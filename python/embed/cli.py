@@ -474,14 +474,15 @@ def plan_review(
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the Markdown here, not stdout."),
     fail_on_data_loss: bool = typer.Option(
-        False, "--fail-on-data-loss", help="Exit 1 if a BigQuery dataset or table is destroyed or replaced."
+        False, "--fail-on-data-loss", help="Exit 1 if a dataset, table or bucket is destroyed or replaced."
     ),
+    offline: bool = typer.Option(False, "--offline", help="Say the plan was made with the offline stand-in."),
 ) -> None:
     """Summarize a Terraform plan as Markdown for a pull-request comment."""
     from embed import planreview
 
     summary = planreview.summarize(planreview.load_plan(plan_json))
-    markdown = planreview.render_markdown(summary)
+    markdown = planreview.render_markdown(summary, offline=offline)
     if output is None:
         typer.echo(markdown, nl=False)
     else:
@@ -492,7 +493,7 @@ def plan_review(
             raise EmbedError(f"cannot write {output}: {exc}", 2) from None
     if fail_on_data_loss and summary.data_loss:
         raise EmbedError(
-            "the plan destroys or replaces BigQuery data (embeddings would be lost): "
+            "the plan destroys or replaces stored data (embeddings or images would be lost): "
             + ", ".join(summary.data_loss)
             + ". Change the configuration so these are updated in place, or, if the loss is intended,"
             " back the data up and run without --fail-on-data-loss.",

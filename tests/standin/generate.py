@@ -1,6 +1,7 @@
-"""Generate google provider schemas from the cdktf jsii assembly.
+"""Generate provider schemas from a cdktf jsii assembly.
 
-The PyPI package ``cdktf-cdktf-provider-google`` ships a jsii assembly (an npm
+A prebuilt cdktf provider package on PyPI (``cdktf-cdktf-provider-google``,
+``cdktf-cdktf-provider-time``) ships a jsii assembly (an npm
 tarball) whose ``lib/<name>/index.js`` files carry inline source maps.  The
 source maps hold the generated TypeScript, which cdktf wrote from the real
 provider's ``terraform providers schema -json`` output.  This module reads
@@ -39,9 +40,6 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
-
-PACKAGE = "cdktf-cdktf-provider-google"
-PACKAGE_VERSION = "16.12.1"
 
 _SOURCE_MAP = re.compile(rb"//# sourceMappingURL=data:application/json;base64,([A-Za-z0-9+/=]+)")
 _LIB_JS = re.compile(r"^package/lib/([^/]+)/(index\.js|index-structs/[^/]+\.js)$")
@@ -358,7 +356,7 @@ def generate(wheel_path: Path, only: Iterable[tuple[str, str]] | None = None) ->
         have = {("resource", t) for t in doc["resources"]} | {("data", t) for t in doc["data_sources"]}
         missing = sorted(set(only) - have)
         if missing:
-            raise SchemaError(f"not in {PACKAGE} {PACKAGE_VERSION}: {missing}")
+            raise SchemaError(f"not in {Path(wheel_path).name}: {missing}")
     return doc
 
 

@@ -1,15 +1,18 @@
-"""Offline stand-in for the hashicorp/google Terraform provider (plan only).
+"""Offline stand-in for a Terraform provider (hashicorp/google, hashicorp/time): plan only.
 
 Runs inside the provider virtualenv (which has ``tf``); it is copied into each
-build directory next to ``schema.json`` and started by Terraform through a
-small shell wrapper.  It serves the generated schema over the plugin protocol
-(v6) and:
+build directory next to the ``schema-<provider>.json`` files and started by
+Terraform through a small shell wrapper (``server.py --schema FILE``).  It
+serves the generated schema over the plugin protocol (v6) and:
 
 * validates what the schema tells: Terraform core checks argument names,
   required arguments, types and block counts against it; the stand-in adds the
   real provider's "Computed attributes cannot be set" check;
 * plans creates/updates by marking every computed attribute that the
   configuration leaves null as unknown, at every nesting level;
+* plans a change to an attribute that forces a new resource in the provider's
+  source as a replacement (``requires_replace``), and keeps the prior value of
+  an attribute whose diff the provider suppresses case-insensitively;
 * answers data source reads with placeholder values for computed attributes
   (they must be known during plan);
 * refuses to apply, import or move anything.
@@ -35,7 +38,6 @@ from tf.types import Unknown
 from tf.utils import read_dynamic_value, to_dynamic_value
 
 HERE = Path(__file__).resolve().parent
-SCHEMA_FILE = HERE / "schema.json"
 
 _NESTING = {
     "single": pb.Schema.NestedBlock.NestingMode.SINGLE,
@@ -45,7 +47,7 @@ _NESTING = {
 
 OFFLINE_SUMMARY = "offline stand-in provider: plan only"
 OFFLINE_DETAIL = (
-    "This hashicorp/google provider is an offline stand-in generated from the cdktf provider "
+    "This provider is an offline stand-in generated from the cdktf provider "
     "schema for `terraform validate` and `terraform plan` in tests. It cannot {what}. "
     "Unset EMBED_TF_PROVIDER or set EMBED_TF_PROVIDER=registry to use the real provider."
 )
@@ -119,6 +121,49 @@ def plan_object(block: dict, proposed: Any) -> Any:
         else:
             out[name] = [plan_object(nested["block"], item) for item in value]
     return out
+
+
+def _at(value: Any, step: Any) -> Any:
+    if isinstance(step, int):
+        return value[step] if isinstance(value, list) and step < len(value) else None
+    return value.get(step) if isinstance(value, dict) else None
+
+
+def replace_paths(block: dict, names: list[str], prior: Any, planned: Any, path: tuple = ()) -> list[tuple]:
+    """Concrete attribute paths for a dotted force-new path (``a.b`` in list block ``a``) that exist in a value.
+
+    Terraform compares prior and planned values at each returned path and replaces the
+    resource when one differs, so every path valid in either value is returned.
+    """
+    name, rest = names[0], names[1:]
+    if name in block["attributes"]:
+        return [(*path, name)] if not rest else []
+    nested = block["blocks"].get(name)
+    if nested is None:
+        return []
+    here = (*path, name)
+    if not rest or nested["nesting"] == "set":  # set elements have no path; compare the whole set
+        return [here]
+    before, after = _at(prior, name), _at(planned, name)
+    if nested["nesting"] == "single":
+        return replace_paths(nested["block"], rest, before, after, here) if before or after else []
+    lists = [v for v in (before, after) if isinstance(v, list)]
+    found = []
+    for i in range(max((len(v) for v in lists), default=0)):
+        found += replace_paths(nested["block"], rest, _at(before, i), _at(after, i), (*here, i))
+    return found
+
+
+def keep_case_insensitive(planned: Any, prior: Any, paths: list[str]) -> Any:
+    """Planned value with the prior value kept where the two differ only in case (a suppressed diff)."""
+    for dotted in paths:
+        names = dotted.split(".")
+        if len(names) != 1:  # only top-level attributes carry such suppressions in the kit's resources
+            continue
+        old, new = _at(prior, names[0]), _at(planned, names[0])
+        if isinstance(old, str) and isinstance(new, str) and old != new and old.lower() == new.lower():
+            planned = {**planned, names[0]: old}
+    return planned
 
 
 def placeholder(cty_type: Any, type_name: str, attr: str, provider_config: dict) -> Any:
@@ -196,6 +241,8 @@ def computed_only_set(block: dict, config: Any, path: list) -> list[pb.Diagnosti
 def _step(step: Any) -> pb.AttributePath.Step:
     if isinstance(step, tuple):
         return pb.AttributePath.Step(element_key_int=step[0])
+    if isinstance(step, int):
+        return pb.AttributePath.Step(element_key_int=step)
     return pb.AttributePath.Step(attribute_name=step)
 
 
@@ -219,6 +266,8 @@ def _json_or_msgpack(value: pb.DynamicValue) -> Any:
 class StandinServicer(rpc.ProviderServicer):
     def __init__(self, schema: dict):
         self.schema = schema
+        self.replace: dict[str, dict] = schema.get("replace", {})
+        self.legacy = bool(schema.get("legacy_type_system"))
         self.provider_config: dict = {}
         self._schema_response: pb.GetProviderSchema.Response | None = None
 
@@ -296,10 +345,19 @@ class StandinServicer(rpc.ProviderServicer):
         if block is None:
             return pb.PlanResourceChange.Response(diagnostics=self._unknown_type("resource", request.type_name))
         proposed = _json_or_msgpack(request.proposed_new_state)
+        prior = _json_or_msgpack(request.prior_state)
         planned = plan_object(block, proposed)
+        requires: list[tuple] = []
+        rules = self.replace.get(request.type_name)
+        if rules and prior is not None and planned is not None and not is_unknown(planned):
+            planned = keep_case_insensitive(planned, prior, rules["case_insensitive"])
+            for dotted in rules["force_new"]:
+                requires += replace_paths(block, dotted.split("."), prior, planned)
         return pb.PlanResourceChange.Response(
             planned_state=to_dynamic_value(planned) if planned is not None else pb.DynamicValue(msgpack=b"\xc0"),
             planned_private=request.prior_private,
+            requires_replace=[pb.AttributePath(steps=[_step(s) for s in path]) for path in requires],
+            legacy_type_system=self.legacy,
         )
 
     def ApplyResourceChange(self, request, context):
@@ -325,15 +383,23 @@ class StandinServicer(rpc.ProviderServicer):
 class _Name:
     """What ``tf.runner.run_provider`` asks of a provider object."""
 
+    def __init__(self, source: str) -> None:
+        self.source = source
+
     def full_name(self) -> str:
-        return "registry.terraform.io/hashicorp/google"
+        return self.source
 
 
 def main(argv: list[str] | None = None) -> None:
-    schema = json.loads(SCHEMA_FILE.read_text())
+    argv = list(argv or sys.argv)
+    if "--schema" not in argv[1:-1]:
+        sys.exit("usage: server.py --schema SCHEMA.json [go-plugin arguments]")
+    at = argv.index("--schema")
+    schema = json.loads(Path(argv[at + 1]).read_text())
+    del argv[at : at + 2]
     # run_provider builds ``tf.provider.ProviderServicer(provider)``; serve ours instead.
     tf.provider.ProviderServicer = lambda _app: StandinServicer(schema)  # type: ignore[assignment]
-    run_provider(_Name(), argv or sys.argv)  # type: ignore[arg-type]
+    run_provider(_Name(schema.get("source", "")), argv)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

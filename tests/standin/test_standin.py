@@ -217,20 +217,23 @@ def test_cached_build_is_reused_quickly(build):
     assert build.key in build.executable.read_text()
 
 
-def test_build_key_follows_generator_and_wheel(build, tmp_path, monkeypatch):
-    wheel = standin.ensure_wheel()
-    assert standin._build_key(wheel) == build.key
+def test_build_key_follows_generator_data_and_wheels(build, tmp_path, monkeypatch):
+    wheels = {p.name: standin.ensure_wheel(p) for p in standin.PROVIDERS}
+    assert standin._build_key(wheels) == build.key
     for name in standin._BUILD_INPUTS:
         shutil.copy(standin.HERE / name, tmp_path / name)
     monkeypatch.setattr(standin, "HERE", tmp_path)
-    assert standin._build_key(wheel) == build.key
-    with (tmp_path / "generate.py").open("a") as f:
-        f.write("\n# changed\n")
-    assert standin._build_key(wheel) != build.key
+    assert standin._build_key(wheels) == build.key
+    for name in ("generate.py", "forcenew.json"):
+        original = (tmp_path / name).read_text()
+        (tmp_path / name).write_text(original + "\n")
+        assert standin._build_key(wheels) != build.key, f"{name} does not change the build key"
+        (tmp_path / name).write_text(original)
     monkeypatch.setattr(standin, "HERE", standin.REPO / "tests" / "standin")
-    fake_wheel = tmp_path / wheel.name
-    fake_wheel.write_bytes(b"not the real wheel")
-    assert standin._build_key(fake_wheel) != build.key
+    for provider in standin.PROVIDERS:
+        fake_wheel = tmp_path / wheels[provider.name].name
+        fake_wheel.write_bytes(b"not the real wheel")
+        assert standin._build_key({**wheels, provider.name: fake_wheel}) != build.key
 
 
 def test_standin_env(build):
@@ -240,7 +243,7 @@ def test_standin_env(build):
     assert env["TF_CLI_CONFIG_FILE"] != "/root/.terraformrc"
     rc = Path(env["TF_CLI_CONFIG_FILE"]).read_text()
     assert "filesystem_mirror" in rc and f'"{build.mirror}"' in rc
-    assert 'exclude = ["registry.terraform.io/hashicorp/google"]' in rc
+    assert 'exclude = ["registry.terraform.io/hashicorp/google", "registry.terraform.io/hashicorp/time"]' in rc
     assert Path(env["TF_PLUGIN_CACHE_DIR"]).is_dir()
 
 
@@ -467,3 +470,65 @@ def test_apply_is_refused(terraform):
     ''', "apply", "-input=false", "-auto-approve")
     assert proc.returncode != 0
     assert "offline stand-in provider: plan only" in proc.stderr
+
+
+REPLACEMENT_CONFIG = '''
+    resource "google_bigquery_dataset" "moved" {
+      dataset_id = "embeddings"
+      location   = "%(moved)s"
+    }
+    resource "google_bigquery_dataset" "kept" {
+      dataset_id  = "archive"
+      location    = "%(kept)s"
+      description = "%(description)s"
+    }
+    resource "google_bigquery_table" "t" {
+      dataset_id = "embeddings"
+      table_id   = "images"
+      external_data_configuration {
+        autodetect  = false
+        source_uris = ["gs://bucket/*"]
+        schema      = "%(schema)s"
+      }
+    }
+    resource "time_sleep" "wait" {
+      create_duration = "1s"
+      triggers        = { account = "%(account)s" }
+    }
+'''
+
+
+@needs_terraform
+def test_plan_replaces_on_force_new_attributes_only(terraform, tmp_path):
+    from tests.support.state import state_from_plan
+
+    before = {"moved": "EU", "kept": "EU", "description": "a", "schema": "[]", "account": "sa-1"}
+    terraform(REPLACEMENT_CONFIG % before, "plan", "-input=false", "-out=plan.tfplan", check=True)
+    created = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
+    schemas = json.loads(terraform(None, "providers", "schema", "-json", check=True).stdout)
+    (tmp_path / "prior.tfstate").write_text(json.dumps(state_from_plan(created, schemas)))
+
+    after = {"moved": "US", "kept": "eu", "description": "b", "account": "sa-2",
+             "schema": '[{\\"name\\": \\"uri\\", \\"type\\": \\"STRING\\"}]'}
+    (tmp_path / "main.tf").write_text(PROVIDER_BLOCK + textwrap.dedent(REPLACEMENT_CONFIG % after))
+    terraform(None, "plan", "-input=false", "-refresh=false", "-state=prior.tfstate", "-out=plan.tfplan", check=True)
+    plan = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
+    changes = {rc["address"]: rc for rc in plan["resource_changes"]}
+
+    # ForceNew in the provider's source: a replacement, with the attribute that forced it.
+    moved, table, sleep = (changes[a] for a in ("google_bigquery_dataset.moved", "google_bigquery_table.t",
+                                                 "time_sleep.wait"))
+    assert moved["change"]["actions"] == ["delete", "create"]
+    assert moved["action_reason"] == "replace_because_cannot_update"
+    assert moved["change"]["replace_paths"] == [["location"]]
+    assert table["change"]["replace_paths"] == [["external_data_configuration", 0, "schema"]]
+    assert sleep["change"]["actions"] == ["delete", "create"]
+    assert sleep["change"]["replace_paths"] == [["triggers"]]
+    # A replacement plans the new object from scratch: computed values are unknown again.
+    assert moved["change"]["after_unknown"]["id"] is True
+
+    # Not ForceNew: an update in place. The dataset location's diff is case-insensitive: no change.
+    kept = changes["google_bigquery_dataset.kept"]["change"]
+    assert kept["actions"] == ["update"]
+    assert kept["after"]["location"] == "EU" and kept["after"]["description"] == "b"
+    assert "replace_paths" not in kept

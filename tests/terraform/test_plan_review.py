@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 
 from embed import planreview
-from tests.support.state import state_from_plan
-from tests.terraform.conftest import REPO, PlanResult
+from tests.terraform.conftest import REPO, PlanResult, applied_state
 
 EXAMPLE = REPO / "terraform" / "terraform.tfvars.example"
-# Values the provider computes at apply time, as the object-table module's validation expects them.
-KNOWN = {"google_bigquery_connection": {"id": "projects/{project}/locations/{location}/connections/{connection_id}"}}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +39,7 @@ def test_review_of_a_new_stack_lists_every_grant_and_no_data_loss(created: PlanR
 
 
 def test_review_flags_a_forced_dataset_replace(created: PlanResult, plan_runner, tmp_path: Path) -> None:
-    state = tmp_path / "existing.tfstate"
-    state.write_text(json.dumps(state_from_plan(created.raw, plan_runner.schemas("root"), KNOWN)))
+    state = applied_state(plan_runner, [EXAMPLE], tmp_path / "existing.tfstate", created)
     dataset = _address(created, "google_bigquery_dataset")
     replaced = plan_runner.plan(
         "root", [EXAMPLE], extra_args=("-refresh=false", f"-state={state}", f"-replace={dataset}")
