@@ -197,3 +197,23 @@ def test_a_copy_of_a_listed_tree_is_listed_in_full(tmp_path: Path) -> None:
     shutil.copytree(tmp_path / "a", tmp_path / "copy")
     listing = scan([tmp_path], {})
     assert len(listing.files) == 2 and len({f.md5_hash for f in listing.files}) == 1 and not listing.warnings
+
+
+def test_a_folder_mounted_inside_itself_is_listed_once(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    (tmp_path / "a" / "photo.png").write_bytes(PNG)
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("bind mounts need root and mount(8)")
+    mount = subprocess.run(["mount", "--bind", str(tmp_path / "a"), str(tmp_path / "a" / "sub")],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root): {mount.stderr.strip()}")
+    try:
+        with deadline(30):
+            listing = scan([tmp_path / "a"], {})
+    finally:
+        subprocess.run(["umount", str(tmp_path / "a" / "sub")], check=True)
+    assert [f.uri for f in listing.files] == [uri_of(tmp_path / "a" / "photo.png")]
+    assert listing.warnings == [f"{tmp_path / 'a' / 'sub'}: the same folder as {tmp_path / 'a'}, listed there; skipped"]

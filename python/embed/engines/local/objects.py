@@ -197,6 +197,7 @@ class Walk:
         self.warnings: list[str] = []
         self.excluded = _identities(exclude)
         self.pseudo = pseudo_filesystems()
+        self.folders: dict[tuple[int, int], str] = {}  # (device, inode) -> the path it was listed under
 
     def files(self, roots: list[str]) -> Iterator[tuple[str, os.stat_result]]:
         """Regular files under ``roots`` (each a folder or a file), in a stable order."""
@@ -255,6 +256,10 @@ class Walk:
                     f"{shown}: a symlink to a folder ({self._target(path)}), not followed;"
                     " pass the folder to --images to list it"
                 )
+                return True
+            first = self.folders.setdefault((info.st_dev, info.st_ino), path)
+            if first != path:  # a bind mount or a filesystem that loops
+                self.warnings.append(f"{shown}: the same folder as {display_path(first)}, listed there; skipped")
                 return True
             return False
         if stat.S_ISREG(info.st_mode):

@@ -263,6 +263,23 @@ class DecodeGate:
 
 # The process's gate: on 2 cores, two 13,000 x 13,000 PNGs would otherwise hold ~1.4 GB at once.
 large_decodes = DecodeGate(1)
+# Pillow allocates pixels in blocks (16 MB by default). malloc serves blocks under 32 MB from its
+# heap and keeps them once freed, per thread arena, so two decode threads would each keep a large
+# image's worth; blocks of 64 MB are mapped and unmapped, and the memory goes back when freed.
+_PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
+_pillow_ready = False
+
+
+def _prepare_pillow() -> None:
+    """Give Pillow blocks large enough to be returned to the system when freed (once per process)."""
+    global _pillow_ready
+    if _pillow_ready:
+        return
+    from PIL import Image
+
+    if Image.core.get_block_size() < _PILLOW_BLOCK_BYTES:
+        Image.core.set_block_size(_PILLOW_BLOCK_BYTES)
+    _pillow_ready = True
 
 
 def _decoded_bytes(img: "Image.Image") -> int:
@@ -284,6 +301,7 @@ def decode_image(path: Path, side: int) -> "numpy.ndarray":
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     data = read_image(path)
+    _prepare_pillow()
     try:
         with Image.open(io.BytesIO(data), formats=tuple(_PILLOW_FORMATS)) as opened:
             if opened.format in ("JPEG", "MPO"):  # MPO: a camera JPEG with extra frames
