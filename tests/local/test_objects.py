@@ -1,4 +1,7 @@
-"""The object table's listing (once, nothing silent, no hang, every rewrite seen), and the local names."""
+"""The object table's listing (once, nothing silent, no hang, every rewrite seen), and the local names.
+
+The listing's guarantees are marked ``reliability`` (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ def test_local_names_are_accepted_and_injection_still_refused() -> None:
 # --- once -------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability
 def test_a_folder_given_many_ways_lists_each_file_once(tmp_path: Path, monkeypatch) -> None:
     top = tmp_path / "photos"
     (top / "sub").mkdir(parents=True)
@@ -68,6 +72,7 @@ def test_a_folder_given_many_ways_lists_each_file_once(tmp_path: Path, monkeypat
     assert uri_of(top / "sub" / ".." / "a.png") == uri_of(tmp_path / "alias" / "a.png") == listing.files[0].uri
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     "name",
     [b"caf\xe9.png", "café.png".encode(), b"it's.png", b"--help.png", b"line\nbreak.png", b"100%.png", b"a #?b.png"],
@@ -83,6 +88,7 @@ def test_any_file_name_gets_a_uri_that_maps_back_to_it(tmp_path: Path, name: byt
 # --- every rewrite seen -----------------------------------------------------------------------
 
 
+@pytest.mark.reliability
 def test_a_rewrite_with_the_same_size_and_mtime_gets_a_new_generation_and_hash(tmp_path: Path) -> None:
     path = tmp_path / "photo.bmp"
     path.write_bytes(b"BM" + b"\x01" * 100)
@@ -108,12 +114,14 @@ def test_an_unchanged_file_is_not_read_again(tmp_path: Path) -> None:
 # --- no hang, nothing silent ------------------------------------------------------------------
 
 
+@pytest.mark.reliability
 def test_files_over_20_mb_are_never_hashed(tmp_path: Path) -> None:
     sparse_file(tmp_path / "huge.png", MAX_IMAGE_BYTES + 1, PNG)
     (row,) = scan([tmp_path], {}).files
     assert row.size == MAX_IMAGE_BYTES + 1 and row.md5_hash is None and row.content_type == "image/png"
 
 
+@pytest.mark.reliability
 def test_what_is_not_a_regular_file_is_named_in_a_warning_and_never_read(tmp_path: Path) -> None:
     (tmp_path / "photo.png").write_bytes(PNG)
     os.mkfifo(tmp_path / "pipe.png")
@@ -143,6 +151,7 @@ def test_what_is_not_a_regular_file_is_named_in_a_warning_and_never_read(tmp_pat
         assert len(said) == 1 and reason in said[0], (name, listing.warnings)
 
 
+@pytest.mark.reliability
 def test_walking_the_root_never_enters_proc_or_sys() -> None:
     walk = Walk(())
     with deadline(60):
@@ -154,6 +163,7 @@ def test_walking_the_root_never_enters_proc_or_sys() -> None:
             assert any(w.startswith(f"{pseudo}: on a ") and "pseudo filesystem" in w for w in walk.warnings), pseudo
 
 
+@pytest.mark.reliability
 def test_unreadable_files_are_objects_and_unreadable_folders_are_warned() -> None:
     with shared_folder() as folder:
         (folder / "photo.png").write_bytes(PNG)
@@ -172,6 +182,7 @@ def test_unreadable_files_are_objects_and_unreadable_folders_are_warned() -> Non
     ]
 
 
+@pytest.mark.reliability
 def test_the_engine_never_lists_its_own_files_and_warns_once(tmp_path: Path) -> None:
     from embed.engines.local.engine import LocalEngine
     from embed.identifiers import TableRef
@@ -199,6 +210,7 @@ def test_a_copy_of_a_listed_tree_is_listed_in_full(tmp_path: Path) -> None:
     assert len(listing.files) == 2 and len({f.md5_hash for f in listing.files}) == 1 and not listing.warnings
 
 
+@pytest.mark.reliability
 def test_a_folder_mounted_inside_itself_is_listed_once(tmp_path: Path) -> None:
     import subprocess
 

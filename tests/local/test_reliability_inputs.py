@@ -281,19 +281,19 @@ def _input(path: Path) -> Any:
 def test_large_decodes_hold_their_full_size_pixels_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    paths = [tmp_path / f"{i}.png" for i in range(6)]
+    paths = [tmp_path / f"{i}.png" for i in range(4)]
     for path in paths:
-        photo("chelsea.png", path, size=(900, 700))
+        photo("chelsea.png", path, size=(400, 300))
     gate = DecodeGate(1)
     monkeypatch.setattr(decoding, "large_decodes", gate)
-    monkeypatch.setattr(decoding, "LARGE_DECODE_BYTES", 900 * 700 * 4 - 1)  # each of them counts as large
+    monkeypatch.setattr(decoding, "LARGE_DECODE_BYTES", 400 * 300 * 4 - 1)  # each of them counts as large
     with ThreadPoolExecutor(3) as pool:
         decoded = list(pool.map(lambda p: decode_image(p, SIDE), paths))
     assert all(d.shape == (SIDE, SIDE, 3) for d in decoded)
     assert gate.peak == 1 and gate.active == 0
     small = DecodeGate(1)
     monkeypatch.setattr(decoding, "large_decodes", small)
-    monkeypatch.setattr(decoding, "LARGE_DECODE_BYTES", 900 * 700 * 4)
+    monkeypatch.setattr(decoding, "LARGE_DECODE_BYTES", 400 * 300 * 4)
     decode_image(paths[0], SIDE)
     assert small.peak == 0  # under the threshold, decodes do not wait for each other
 
@@ -306,7 +306,7 @@ def test_a_large_image_is_reduced_before_conversion_and_embeds_as_the_full_decod
         big = big.convert("P")
     elif mode == "I;16":
         big = Image.fromarray(np.asarray(big.convert("L"), dtype=np.uint16) * 257)
-    big.save(tmp_path / "big.png")
+    big.save(tmp_path / "big.png", compress_level=1)
     reductions: list[int] = []
     original = Image.Image.reduce
 

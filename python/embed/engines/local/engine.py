@@ -426,9 +426,10 @@ class LocalEngine:
         roots = self.catalog.object_tables().get(name)
         if not roots:
             return
-        gone = [display_path(r) for r in roots if not r.exists()]
+        gone = [r for r in roots if not r.exists()]
+        for root in gone:
+            self._warning(f"{display_path(root)}: this image folder no longer exists; {name} keeps its last listing")
         if gone:
-            self._warning(f"image folder(s) {', '.join(gone)} no longer exist: {name} keeps its last listing")
             return
         if self._known_files is None:
             self._known_files = self.catalog.cached_files()
