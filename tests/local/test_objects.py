@@ -229,3 +229,24 @@ def test_a_folder_mounted_inside_itself_is_listed_once(tmp_path: Path) -> None:
         subprocess.run(["umount", str(tmp_path / "a" / "sub")], check=True)
     assert [f.uri for f in listing.files] == [uri_of(tmp_path / "a" / "photo.png")]
     assert listing.warnings == [f"{tmp_path / 'a' / 'sub'}: the same folder as {tmp_path / 'a'}, listed there; skipped"]
+
+
+def test_a_folder_that_disappears_keeps_the_last_listing_and_says_so(tmp_path: Path) -> None:
+    from embed.engines.local.engine import LocalEngine
+    from embed.identifiers import TableRef
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "photo.png").write_bytes(PNG)
+    heard: list[str] = []
+    table = TableRef("local", "embed", "images")
+    engine = LocalEngine(tmp_path / "embed.duckdb", [tmp_path / "images"], object_table=table, warn=heard.append)
+    try:
+        query = "SELECT uri FROM `local.embed.images`"
+        assert engine.rows(query).num_rows == 1
+        shutil.rmtree(tmp_path / "images")
+        assert engine.rows(query).num_rows == 1
+    finally:
+        engine.close()
+    assert heard == [
+        f"{tmp_path / 'images'}: this image folder no longer exists; local.embed.images keeps its last listing"
+    ]

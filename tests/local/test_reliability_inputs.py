@@ -77,7 +77,7 @@ def lay_out_corpus(top: Path) -> dict[Path, Expect]:
     """Write one file (or link, or folder) of each kind under ``top``; return what each must become."""
     png = photo("chelsea.png", top / "photo.png")
     jpeg = photo("astronaut.png", top / "sub" / "astronaut.jpg", size=(256, 256))
-    expect: dict[Path, Expect] = {top / "photo.png": Expect("embedded"), top / "sub" / "astronaut.jpg": Expect("embedded")}
+    expect = {top / "photo.png": Expect("embedded"), top / "sub" / "astronaut.jpg": Expect("embedded")}
 
     def status(name: str, content: bytes, words: str) -> None:
         (top / name).write_bytes(content)
@@ -301,7 +301,8 @@ def test_large_decodes_hold_their_full_size_pixels_one_at_a_time(tmp_path: Path,
 @pytest.mark.parametrize("mode", ["RGB", "P", "I;16"])
 def test_a_large_image_is_reduced_before_conversion_and_embeds_as_the_full_decode(tmp_path, monkeypatch, mode) -> None:
     with Image.open(DATA / "chelsea.png") as img:
-        big = img.resize((2 * decoding.REDUCE_MARGIN * SIDE + 64, 2 * decoding.REDUCE_MARGIN * SIDE), Image.Resampling.BICUBIC)
+        edge = 2 * decoding.REDUCE_MARGIN * SIDE  # reduced 2x
+        big = img.resize((edge + 64, edge), Image.Resampling.BICUBIC)
     if mode == "P":
         big = big.convert("P")
     elif mode == "I;16":

@@ -205,7 +205,9 @@ class Walk:
             try:
                 info = os.stat(root)
             except OSError as exc:
-                self.warnings.append(f"{display_path(root)}: cannot be read ({_reason(exc)}); nothing under it is listed")
+                self.warnings.append(
+                    f"{display_path(root)}: cannot be read ({_reason(exc)}); nothing under it is listed"
+                )
                 continue
             if self._skipped(root, info, via_link=False):
                 continue
