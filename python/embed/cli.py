@@ -225,7 +225,9 @@ def _engine(
                 f"{'' if db is None else ' --db ' + str(db)}` first, or pass --db FILE.",
                 2,
             )
-        return LocalEngine(path, images or (), object_table=settings.object_table, default_project=settings.project_id)
+        return LocalEngine(
+            path, images or (), object_table=settings.object_table, default_project=settings.project_id, warn=_warn
+        )
     if name != "bigquery":
         raise EmbedError(
             f"unknown engine {name!r}: use one of {', '.join(ENGINES)} (--engine bigquery is the default).", 2
@@ -249,11 +251,17 @@ def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+@functools.lru_cache(maxsize=None)
 def _stderr() -> Any:
-    """A rich console on stderr, for messages and the progress bar."""
+    """The rich console on stderr, for messages, warnings and the progress bar (one, so they never overlap)."""
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _warn(message: str) -> None:
+    """Print a warning on stderr."""
+    _stderr().print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("run")

@@ -569,13 +569,8 @@ class Pipeline:
         return _counts(self._execute(sql.status_counts(self.settings)))
 
     def finish(self, counts: StatusCounts) -> None:
-        """Compact superseded rows (at most once), prune if asked, count failures, validate what was written.
-
-        ``counts`` are the run's first counts; they are read again only when the run wrote rows.
-        """
+        """Compact superseded rows (at most once), prune if asked, count failures, validate what was written."""
         s, r = self.settings, self.report
-        if r.rows_written:
-            counts = self.counts()
         if counts.superseded_rows:
             r.compacted_rows = self._execute(sql.compact_results(s)).affected_rows or 0
             counts = replace(counts, superseded_rows=0, other_space_rows=0)
@@ -616,7 +611,8 @@ class Pipeline:
     def run(self) -> RunReport:
         """Check, embed what is pending, retry, compact, and validate the rows written.
 
-        A run that finds nothing pending, retryable or superseded issues one key scan and stops.
+        A run that finds nothing pending, retryable or superseded issues one key scan and stops. Objects
+        that arrive or change while it goes on are embedded by one more pass at the end.
         """
         started = self.clock()
         r = self.report
@@ -629,6 +625,12 @@ class Pipeline:
             self.embed_pending()
         if counts.failed_retryable or r.batches:
             self.retry_failed()
+        if r.rows_written:
+            counts = self.counts()
+            if counts.pending:  # objects that arrived or changed while the run went on: one more pass
+                self.say(f"{counts.pending:,} object(s) arrived or changed during the run; embedding them now")
+                self.embed_pending()
+                counts = self.counts()
         self.finish(counts)
         if r.objects_sent == 0:
             self.say("nothing new to embed: every object's current version already has a result (0 embedded).")

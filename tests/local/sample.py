@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from embed.demo import lay_out
+from embed.engines.base import Statement
 from embed.engines.local.engine import LocalEngine
 from embed.engines.local.models import load_model
 from embed.pipeline import Pipeline, RunReport
@@ -43,6 +44,17 @@ class CountingModel:
         return self.inner.embed_images(items, output_dimensionality=output_dimensionality)
 
 
+def query(engine: LocalEngine, text: str) -> Any:
+    """The rows of a BigQuery query run on the embedded engine, as an Arrow table."""
+    return engine.execute(Statement("query", text)).rows
+
+
+def stored(engine: LocalEngine, settings: Settings) -> list[dict[str, Any]]:
+    """Every row of the results table, read straight from the database."""
+    relation = engine._quoted(str(settings.results_table))
+    return engine.con.sql(f"SELECT * FROM {relation} ORDER BY uri, embedded_at").to_arrow_table().to_pylist()
+
+
 def sample_set(dest: Path, photos: Sequence[str] = PHOTOS, bad: bool = True) -> Path:
     """Lay out ``photos`` (and the bad files) under ``dest``; a cached copy makes later calls cheap."""
     lay_out(dest, photos=photos, bad=bad, views=False)
@@ -74,8 +86,7 @@ class LocalRun:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row of the results table, read straight from the database."""
-        relation = self.engine._quoted(str(self.settings.results_table))
-        return self.engine.con.sql(f"SELECT * FROM {relation} ORDER BY uri, embedded_at").to_arrow_table().to_pylist()
+        return stored(self.engine, self.settings)
 
     def results(self) -> dict[str, dict[str, Any]]:
         """The results table by uri (a test fails on a uri with two rows)."""

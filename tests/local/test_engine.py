@@ -12,7 +12,7 @@ from embed import sql
 from embed.engines.base import Statement, StatementError
 from embed.engines.local.engine import LocalEngine
 from embed.engines.local.models.faults import FaultInjector
-from embed.engines.local.objects import uri_of
+from embed.engines.local.objects import generation_of, uri_of
 from embed.pipeline import validate_results
 from embed.settings import load_settings
 from embed.sql import RETRYABLE_PREFIX
@@ -99,7 +99,7 @@ def test_object_table_has_bigquerys_columns(first) -> None:
     photo = local.folder / "astronaut.png"
     row = local.results()[uri(local, "astronaut.png")]
     assert row["md5_hash"] == base64.b64encode(hashlib.md5(photo.read_bytes()).digest()).decode()
-    assert row["generation"] == photo.stat().st_mtime_ns and row["size"] == photo.stat().st_size
+    assert row["generation"] == generation_of(photo.stat()) and row["size"] == photo.stat().st_size
 
 
 def test_schema_validation_passes_on_the_local_results(first) -> None:
@@ -152,11 +152,11 @@ def test_a_changed_file_is_embedded_again(tmp_path) -> None:
     before = local.results()[target.as_uri()]
     copy_photo("coffee.png", target)  # same name, other picture
     stat = target.stat()
-    os.utime(target, ns=(stat.st_atime_ns, before["generation"] + 10**9))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     report, sent = local.sent_during()
     assert sent == [target.as_uri()]
     after = local.results()[target.as_uri()]
-    assert after["generation"] == target.stat().st_mtime_ns and after["md5_hash"] != before["md5_hash"]
+    assert after["generation"] == generation_of(target.stat()) and after["md5_hash"] != before["md5_hash"]
     assert after["ml_generate_embedding_result"] != before["ml_generate_embedding_result"]
     assert after["attempts"] == 1 and report.ok and report.counts.embedded == 2
 

@@ -533,3 +533,18 @@ def test_dry_run_skips_statements_needing_missing_objects(example_settings) -> N
     assert not report.ok
     assert [c.name for c in report.dry_run if c.error] == ["create_model"]
     assert {c.name for c in report.dry_run if c.skipped} >= {"embed_batch", "status_counts", "validate_run"}
+
+
+def test_objects_that_arrive_during_the_run_are_embedded_by_one_more_pass(example_settings) -> None:
+    settings = example_settings()
+    engine = existing(
+        settings,
+        script={
+            "status_counts": [counts(objects=2, pending=2), counts(objects=3, embedded=2, pending=1), counts(objects=3, embedded=3)],
+            "pending_objects": [uris("a", "b"), uris("late")],
+        },
+    )
+    report = pipeline(engine, settings).run()
+    assert sent(engine) == [["gs://b/a", "gs://b/b"], ["gs://b/late"]]
+    assert report.counts.embedded == 3 and report.counts.pending == 0
+    assert any("arrived or changed during the run" in m for m in report.messages)

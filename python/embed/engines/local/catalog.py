@@ -135,36 +135,39 @@ class Catalog:
         rows = run(self.con, f'SELECT name, roots FROM "{CATALOG_SCHEMA}".object_tables')
         return {name: [Path(p) for p in json.loads(roots)] for name, roots in rows}
 
-    def put_object_table(self, name: str, roots: list[Path]) -> None:
-        """Register object table ``name`` over ``roots``."""
+    def put_object_table(self, name: str, roots: list[str]) -> None:
+        """Register object table ``name`` over ``roots`` (canonical paths, see ``objects.canonical_roots``)."""
         run(
             self.con,
             f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".object_tables (name, roots) VALUES (?, ?)',
-            [name, json.dumps([str(Path(r).absolute()) for r in roots])],
+            [name, json.dumps([str(r) for r in roots])],
         )
 
     def cached_files(self) -> dict[str, ObjectFile]:
-        """Files hashed by earlier scans, by uri."""
+        """Files read by earlier scans, by uri (``updated_ns`` is not kept: the generation covers it)."""
         rows = run(
             self.con,
             f'SELECT uri, generation, content_type, size, md5_hash FROM "{CATALOG_SCHEMA}".object_files'
         )
-        return {r[0]: ObjectFile(r[0], r[1], r[2], r[3], r[4], r[1]) for r in rows}
+        return {r[0]: ObjectFile(r[0], r[1], r[2], r[3], r[4], 0) for r in rows}
 
     def cache_files(self, files: list[ObjectFile], known: dict[str, ObjectFile]) -> None:
-        """Remember the hashes of ``files`` that ``known`` did not already hold as they are (one bulk upsert)."""
+        """Remember the hashes of ``files`` that ``known`` did not already hold as they are (one bulk upsert).
+
+        Files that could not be read are not remembered: the next scan tries them again.
+        """
         import pyarrow as pa
 
-        fresh = [f for f in files if known.get(f.uri) != f]
+        fresh = [f for f in files if f.content_type is not None and _cached(known.get(f.uri)) != _cached(f)]
         if not fresh:
             return
         rows = pa.table(
             {
                 "uri": [f.uri for f in fresh],
                 "generation": pa.array([f.generation for f in fresh], pa.int64()),
-                "content_type": [f.content_type for f in fresh],
+                "content_type": pa.array([f.content_type for f in fresh], pa.string()),
                 "size": pa.array([f.size for f in fresh], pa.int64()),
-                "md5_hash": [f.md5_hash for f in fresh],
+                "md5_hash": pa.array([f.md5_hash for f in fresh], pa.string()),
             }
         )
         self.con.register("__embed_fresh_files", rows)
@@ -172,3 +175,8 @@ class Catalog:
             run(self.con, f'INSERT OR REPLACE INTO "{CATALOG_SCHEMA}".object_files SELECT * FROM __embed_fresh_files')
         finally:
             self.con.unregister("__embed_fresh_files")
+
+
+def _cached(file: Optional[ObjectFile]) -> Optional[tuple]:
+    """What the cache keeps of a file."""
+    return None if file is None else (file.generation, file.content_type, file.size, file.md5_hash)

@@ -30,7 +30,7 @@ from embed.engines.local.functions import (
     literal_value,
     vector_search_sql,
 )
-from embed.engines.local.objects import ObjectFile, scan, to_arrow
+from embed.engines.local.objects import ObjectFile, canonical_roots, display_path, scan, to_arrow
 from embed.engines.local.rules import (
     MERGE_ERROR,
     RESPONSE_LIMIT,
@@ -116,10 +116,16 @@ class LocalEngine:
         object_table: Optional[TableRef] = None,
         default_project: str = "local",
         load_model: Optional[Callable[[str], Any]] = None,
+        warn: Optional[Callable[[str], None]] = None,
     ) -> None:
+        """Open (or create) ``db_path``; register ``images`` as ``object_table`` when given.
+
+        ``warn`` receives, once each, the listing's warnings: files and folders met but not listed,
+        with the reason (see :mod:`.objects`).
+        """
         import duckdb
 
-        missing = [str(p) for p in images if not Path(p).exists()]
+        missing = [display_path(p) for p in images if not Path(p).exists()]
         if missing:
             raise EmbedError(f"image folder(s) not found: {', '.join(missing)}. Pass existing folders to --images.", 2)
         db_path = Path(db_path)
@@ -131,11 +137,17 @@ class LocalEngine:
         self.db_path = db_path
         self.default_project = default_project
         self.catalog = Catalog(self.con)
+        self._warn = warn
+        self.warnings: list[str] = []  # every listing warning so far, in order, each once
+        self._warned: set[str] = set()
         if images:
             if object_table is None:
                 raise EmbedError("an object table name is needed to register image folders", 2)
             self._check_not_a_table(str(object_table))
-            self.catalog.put_object_table(str(object_table), [Path(p) for p in images])
+            roots, notes = canonical_roots(images)
+            self.catalog.put_object_table(str(object_table), roots)
+            for note in notes:
+                self._warning(note)
         self._load_model = load_model
         self._known_tables: Optional[set[tuple[str, str]]] = None
         self.rows_per_job = ROWS_PER_JOB
@@ -568,11 +580,19 @@ class LocalEngine:
     def _refresh_named(self, name: str) -> None:
         """Re-scan object table ``name`` if it is one (and its folders still exist)."""
         roots = self.catalog.object_tables().get(name)
-        if not roots or not all(r.exists() for r in roots):
+        if not roots:
+            return
+        gone = [r for r in roots if not r.exists()]
+        for root in gone:
+            self._warning(f"{display_path(root)}: this image folder no longer exists; {name} keeps its last listing")
+        if gone:
             return
         if self._known_files is None:
             self._known_files = self.catalog.cached_files()
-        files = scan(roots, self._known_files)
+        listing = scan(roots, self._known_files, exclude=self._own_files())
+        for message in listing.warnings:
+            self._warning(message)
+        files = listing.files
         if self._listings.get(name) == files:
             return  # no file added, removed or changed since this engine last built the table
         self.catalog.cache_files(files, self._known_files)
@@ -617,6 +637,19 @@ class LocalEngine:
             name,
             Layout(column.name.lower() if column is not None else None, first.name.lower() if first is not None else None),
         )
+
+    def _own_files(self) -> list[Path]:
+        """The engine's database, its write-ahead log and its temporary folder: never objects."""
+        return [self.db_path, *(self.db_path.with_name(self.db_path.name + tail) for tail in (".wal", ".tmp"))]
+
+    def _warning(self, message: str) -> None:
+        """Pass a listing warning to ``warn``, once per engine."""
+        if message in self._warned:
+            return
+        self._warned.add(message)
+        self.warnings.append(message)
+        if self._warn is not None:
+            self._warn(message)
 
     def _create_schemas(self, tree: "exp.Expression") -> None:
         """Create the DuckDB schema (the BigQuery dataset) a CREATE statement writes into."""
