@@ -90,6 +90,7 @@ def test_commands_refuse_a_missing_database(tmp_path) -> None:
 
 def test_db_below_a_file_is_an_error_not_a_traceback(tmp_path) -> None:
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "photo.png").write_bytes(b"")
     (tmp_path / "afile").write_text("x")
     done = embed("run", "--engine", "local", "--images", "images", "--db", "afile/embed.duckdb", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from embed import cli, sql
+from embed import cli, engines, sql
 from embed.engines.base import StatementError
 from embed.schema import expected_schema
 from embed.settings import load_settings
@@ -37,17 +37,18 @@ def cli_run(monkeypatch, capsys):
     """Run the CLI's main() with ARGS and the given engine; return (exit code, stdout, stderr, factory calls)."""
     monkeypatch.delenv("EMBED_BATCH_SIZE", raising=False)
 
+    real = engines.open_engine
+
     def run(engine, *args: str):
         made = []
 
         def factory(name, settings, run_id, **options):
             made.append((name, settings, run_id))
             if name != "bigquery":
-                return cli.__dict__["_real_engine"](name, settings, run_id, **options)
+                return real(name, settings, run_id, **options)
             return engine
 
-        monkeypatch.setattr(cli, "_real_engine", cli._engine, raising=False)
-        monkeypatch.setattr(cli, "_engine", factory)
+        monkeypatch.setattr(engines, "open_engine", factory)
         monkeypatch.setattr(sys, "argv", ["embed", *args])
         with pytest.raises(SystemExit) as info:
             cli.main()
@@ -93,9 +94,13 @@ def test_run_statement_error_exits_two_without_traceback(cli_run) -> None:
     assert "Not found: Connection" in err and "Traceback" not in err
 
 
-def test_run_refuses_unknown_engine(cli_run) -> None:
-    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS), "--engine", "spark")
-    assert code == 2 and "unknown engine 'spark'" in err and out == ""
+def test_run_refuses_unknown_engine_before_reading_settings(cli_run, tmp_path) -> None:
+    # --outputs names a file that does not exist: reading the settings would fail first if they were read.
+    missing = str(tmp_path / "missing.json")
+    code, out, err, made = cli_run(good_engine(), "run", "--outputs", missing, "--engine", "locl")
+    assert code == 2 and out == "" and made == []
+    assert "'locl' is not one of 'bigquery', 'local'" in err and "--engine" in err
+    assert "missing.json" not in err and "Traceback" not in err
 
 
 def test_local_run_needs_images(cli_run, tmp_path) -> None:
