@@ -174,7 +174,7 @@ def neighbours_table(image_uri: str, neighbours: "list[dict[str, Any]]") -> "Tab
 
     table = Table(title=f"Nearest to {image_uri} (cosine distance)", header_style="bold")
     table.add_column("#", justify="right")
-    table.add_column("uri")
+    table.add_column("uri", overflow="fold")  # a uri cut short cannot be opened
     table.add_column("distance", justify="right")
     for rank, item in enumerate(neighbours, 1):
         table.add_row(str(rank), item["uri"], f"{item['distance']:.4f}")
