@@ -213,8 +213,10 @@ def embed_value(data: object, where: str, *, tf_dir: Optional[Path] = None) -> d
             f"{where}: expected a JSON object as `terraform output -json` writes, got {type(data).__name__}.", 2
         )
     if "embed" not in data:
-        if any(name in data for name in OUTPUT_FIELDS):
-            return data  # the bare value, as `terraform output -json embed` writes it
+        # `terraform output -json` gives each output as {"value": ...}; `terraform output -json embed`, the bare value.
+        outputs_document = all(isinstance(entry, dict) and "value" in entry for entry in data.values())
+        if not outputs_document and any(name in data for name in OUTPUT_FIELDS):
+            return data
         raise _no_embed_output(sorted(str(name) for name in data), where, tf_dir)
     entry = data["embed"]
     if not isinstance(entry, dict) or "value" not in entry:
