@@ -404,7 +404,7 @@ def run_command(
             out.print(validation_table(report.validation, failures=False))  # the status table lists them
     failed = report.counts.failed_retryable + report.counts.failed_permanent
     if failed and report.dry_run is None:
-        console.print(_failures_hint(failed, engine_name, flags, db), markup=False, highlight=False)
+        typer.echo(_failures_hint(failed, engine_name, flags, db), err=True)
     if not report.ok:
         raise typer.Exit(2 if dry_run else 1)
 

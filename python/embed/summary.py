@@ -182,22 +182,23 @@ def neighbours_table(image_uri: str, neighbours: "list[dict[str, Any]]") -> "Tab
 
 
 def failures_table(failed: "FailedObjects") -> "Table":
-    """Failed objects, most recent attempt first: uri, status (retryable or not), attempts and last attempt."""
+    """Failed objects, most recent attempt first: uri, status, attempts and last attempt.
+
+    A status that starts "A retryable error occurred" is retried by the next run; the others stay.
+    """
     from rich.table import Table
     from rich.text import Text
 
     shown = len(failed.objects)
     more = f"; the {shown:,} most recent (--limit {failed.limit:,})" if shown < failed.total else ""
     table = Table(title=f"Failed objects: {failed.total:,}{more}", header_style="bold")
-    table.add_column("uri", overflow="fold")
-    table.add_column("status", overflow="fold")
-    table.add_column("retried by a run")
-    table.add_column("attempts", justify="right")
-    table.add_column("last attempt (UTC)")
+    table.add_column("uri", overflow="fold", ratio=1)
+    table.add_column("status", overflow="fold", ratio=1)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("last attempt (UTC)", no_wrap=True)
     for item in failed.objects:
         when = "-" if item.last_attempt is None else _utc(item.last_attempt)
-        retried = "yes" if item.retryable else "no"
-        table.add_row(Text(item.uri), Text(item.status), retried, f"{item.attempts:,}", when)
+        table.add_row(Text(item.uri), Text(item.status), f"{item.attempts:,}", when)
     return table
 
 
