@@ -29,7 +29,9 @@ EXTRAS_all := [test,local,check,demo]
 EXTRAS_base :=
 EXTRAS_lint := [test]
 EXTRAS_demo := [local,demo]
-PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check -e '.$(EXTRAS_$(1))'
+# --no-compile: pip's byte-compiling of every installed file (torch's thousands) costs ~40 s of a fresh
+# `make demo`; Python compiles the modules a command imports, once, when it first imports them.
+PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.$(EXTRAS_$(1))'
 VAR_FILE := $(if $(TFVARS),-var-file=$(abspath $(TFVARS)))
 WORKDIR := $(if $(OFFLINE),$(BUILD)/offline/$(notdir $(TF_DIR)),$(TF_DIR))
 TF := $(TERRAFORM) -chdir=$(WORKDIR)
