@@ -55,6 +55,7 @@ def test_outputs_from_stdin() -> None:
     assert done.stdout.decode() == GOLDEN_SQL.read_text(encoding="utf-8")
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("content", "says"),
     [
