@@ -16,6 +16,7 @@ set of local folders, re-scanned at the start of each statement that reads it.
 from __future__ import annotations
 
 import itertools
+import shlex
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
@@ -107,7 +108,7 @@ def _dotted(table: "exp.Table", default_project: str) -> str:
 
 # How DuckDB words the failures of the file itself, which no statement can fix.
 _DAMAGED = ("not a valid DuckDB database file", "Corrupt database file", "Could not read enough bytes")
-_NO_SPACE = ("No space left on device", "Disk quota exceeded", "File too large")
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
 _LOCKED = ("Could not set lock on file", "Conflicting lock")
 
 
@@ -128,7 +129,8 @@ def database_error(db_path: Path, exc: BaseException) -> Optional[EmbedError]:
     if any(text in said for text in _DAMAGED):
         return EmbedError(
             f"the embedded database {where} is damaged ({said}): restore it from a copy, or move it aside"
-            f" (`mv {db_path} {db_path}.damaged`) and run again, which embeds every image anew.",
+            f" (`mv {shlex.quote(str(db_path))} {shlex.quote(f'{db_path}.damaged')}`) and run again, which embeds"
+            " every image anew.",
             2,
         )
     if any(text in said for text in _LOCKED):
