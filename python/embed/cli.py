@@ -239,7 +239,8 @@ ImagesOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print only JSON on stdout (messages go to stderr).", rich_help_panel=OUTPUT_PANEL)
+    bool,
+    typer.Option("--json", help="Print only JSON on stdout (messages go to stderr).", rich_help_panel=OUTPUT_PANEL),
 ]
 
 

@@ -81,7 +81,9 @@ def _parse(data: bytes, where: str) -> Any:
     """The JSON document in ``data``, or an EmbedError that says what is wrong with it."""
     if len(data) > MAX_OUTPUTS_BYTES:
         raise EmbedError(
-            f"{where} is larger than {MAX_OUTPUTS_BYTES // 2**20} MiB: that is not `terraform output -json`; {_SAVE_HINT}.", 2
+            f"{where} is larger than {MAX_OUTPUTS_BYTES // 2**20} MiB: that is not `terraform output -json`;"
+            f" {_SAVE_HINT}.",
+            2,
         )
     text = _decode(data, where)
     try:
@@ -140,7 +142,9 @@ def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: Optiona
             2,
         ) from None
     except PermissionError:
-        raise EmbedError(f"`{binary}` cannot be run (permission denied): set {TERRAFORM_ENV} to a Terraform binary.", 2) from None
+        raise EmbedError(
+            f"`{binary}` cannot be run (permission denied): set {TERRAFORM_ENV} to a Terraform binary.", 2
+        ) from None
     except subprocess.TimeoutExpired:
         raise EmbedError(
             f"`{binary} output -json` in {str(tf_dir)!r} did not finish in {_TIMEOUT}s (a remote backend that does"
@@ -152,7 +156,8 @@ def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: Optiona
         raise EmbedError(
             f"`{binary} output -json` failed in {str(tf_dir)!r} (exit {done.returncode}). Terraform said:\n"
             + _indent(said or "(nothing)")
-            + "\nFix what Terraform reports (`make init` for a backend that needs initialising), or pass --outputs FILE.",
+            + "\nFix what Terraform reports (`make init` for a backend that needs initialising),"
+            " or pass --outputs FILE.",
             2,
         )
     warnings = done.stderr.decode("utf-8", "replace").strip()

@@ -96,7 +96,8 @@ def test_version_is_the_installed_distribution() -> None:
 
 def complete(words: str) -> list[str]:
     """What bash completion offers after ``words`` (typer's completion protocol, as the installed script calls it)."""
-    env = {**os.environ, "_EMBED_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    cword = str(len(words.split(" ")) - 1)
+    env = {**os.environ, "_EMBED_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
     done = subprocess.run(
         [sys.executable, "-c", "from embed.cli import app; app(prog_name='embed')"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
