@@ -18,7 +18,20 @@ PYTEST_ARGS ?=
 DEMO ?= $(BUILD)/demo
 
 PY := $(VENV)/bin/python
+# Each target installs what it runs and no more: the package alone (plan), the test harness (lint),
+# the embedded engine and its sample photos (demo). `.installed` has every extra (test, venv) and
+# stands in for the others.
 STAMP := $(VENV)/.installed
+STAMP_BASE := $(VENV)/.installed-base
+STAMP_LINT := $(VENV)/.installed-lint
+STAMP_DEMO := $(VENV)/.installed-demo
+EXTRAS_all := [test,local,check,demo]
+EXTRAS_base :=
+EXTRAS_lint := [test]
+EXTRAS_demo := [local,demo]
+# --no-compile: pip's byte-compiling of every installed file (torch's thousands) costs ~40 s of a fresh
+# `make demo`; Python compiles the modules a command imports, once, when it first imports them.
+PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.$(EXTRAS_$(1))'
 VAR_FILE := $(if $(TFVARS),-var-file=$(abspath $(TFVARS)))
 WORKDIR := $(if $(OFFLINE),$(BUILD)/offline/$(notdir $(TF_DIR)),$(TF_DIR))
 TF := $(TERRAFORM) -chdir=$(WORKDIR)
@@ -48,12 +61,17 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,local,check]'
+	$(call PIP_INSTALL,all)
+	touch $@
+
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	if [ $(STAMP) -nt pyproject.toml ]; then :; else $(call PIP_INSTALL,$*); fi
 	touch $@
 
 venv: $(STAMP) ## Create or update the virtual environment in .venv
 
-init: $(if $(OFFLINE),$(STAMP)) ## terraform init in terraform/ (OFFLINE=1: stand-in provider, scratch copy)
+init: $(if $(OFFLINE),$(STAMP_BASE)) ## terraform init in terraform/ (OFFLINE=1: stand-in provider, scratch copy)
 ifneq ($(OFFLINE),)
 	rm -rf $(BUILD)/offline && mkdir -p $(BUILD)/offline
 	cp -R modules $(TF_DIR) $(BUILD)/offline/
@@ -68,7 +86,7 @@ else
 	echo "the offline stand-in providers instead: make plan OFFLINE=1 (add TFVARS=$(or $(TFVARS),FILE) for your values)." >&2; exit 1; }
 endif
 
-plan: vars init $(STAMP) ## Plan to build/plan.tfplan, plan.json, plan.txt and the review plan.md (OFFLINE=1: build/offline/)
+plan: vars init $(STAMP_BASE) ## Plan to build/plan.tfplan, plan.json, plan.txt and the review plan.md (OFFLINE=1: build/offline/)
 	mkdir -p $(PLAN_DIR)
 	$(TF_ENV) $(TF) plan -input=false $(VAR_FILE) -out=$(PLAN_DIR)/plan.tfplan
 	$(TF_ENV) $(TF) show -json $(PLAN_DIR)/plan.tfplan > $(PLAN_DIR)/plan.json
@@ -86,13 +104,13 @@ destroy: vars init ## Destroy the stack (the dataset refuses while it holds tabl
 fmt: ## Format the Terraform code
 	$(TERRAFORM) fmt -recursive modules $(TF_DIR)
 
-lint: $(STAMP) ## terraform fmt -check, terraform validate and checkov
+lint: $(STAMP_LINT) ## terraform fmt -check, terraform validate and checkov
 	$(PY) -m pytest -q tests/terraform/test_lint.py $(PYTEST_ARGS)
 
 test: $(STAMP) ## Run the whole test suite (offline)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP) ## Embed sample photos offline (embedded engine), validate, show similar images
+demo: $(STAMP_DEMO) ## Embed sample photos offline (embedded engine), validate, show similar images
 	$(PY) -m embed.demo $(DEMO)/images
 	$(PY) -m embed run --engine local --images $(DEMO)/images --db $(DEMO)/embed.duckdb
 	$(PY) -m embed similar $(DEMO)/images/motorcycle_left.png --engine local --db $(DEMO)/embed.duckdb --top-k 3

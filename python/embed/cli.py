@@ -1,7 +1,9 @@
-"""Command-line interface: ``python -m embed COMMAND``.
+"""Command-line interface: ``embed COMMAND`` (or ``python -m embed COMMAND``).
 
-Commands import what they need inside their bodies so that ``--help`` stays
-instant and never loads google.cloud, torch or duckdb.
+Commands import what they need inside their bodies, so that ``--help`` stays fast and never loads
+google.cloud, torch, duckdb or rich. Help is plain text, as Terraform prints it, with each
+command's options grouped by panel (engine, connection and settings sources, embedding options,
+video, run tuning, output).
 """
 
 from __future__ import annotations
@@ -14,84 +16,144 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Union
 
 import typer
+from typer.core import TyperCommand
 
+from embed import __version__, engines
+from embed.engines import EngineName
 from embed.errors import EmbedError
 
 if TYPE_CHECKING:
     from embed.settings import Settings
 
+ENGINE_PANEL = "Engine"
+SOURCES_PANEL = "Connection and settings sources"
+EMBEDDING_PANEL = "Embedding options"
+VIDEO_PANEL = "Video"
+TUNING_PANEL = "Run tuning"
+OUTPUT_PANEL = "Output"
+_PANELS = ("Arguments", ENGINE_PANEL, SOURCES_PANEL, EMBEDDING_PANEL, VIDEO_PANEL, TUNING_PANEL, OUTPUT_PANEL)
+_TERM_MAX = 30  # the widest flag column, as click lays it out
+
+
+class PanelCommand(TyperCommand):
+    """A command whose help lists its options by panel (``rich_help_panel``), in plain text."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """Write each panel's options under its own heading, in one column layout; options without a panel go last."""
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                panel = "Arguments" if param.param_type_name == "argument" else getattr(param, "rich_help_panel", None)
+                sections.setdefault(panel or "Options", []).append(record)
+        # Flags longer than the column get their help on the next line, as click does; the others align.
+        width = min(max((len(term) for rows in sections.values() for term, _ in rows), default=0), _TERM_MAX)
+        for title in sorted(sections, key=lambda t: _PANELS.index(t) if t in _PANELS else len(_PANELS)):
+            with formatter.section(title):
+                formatter.write_dl([(term.ljust(width), text) for term, text in sections[title]], col_max=_TERM_MAX)
+
+
 app = typer.Typer(
     name="embed",
     help="BigQuery ML image embeddings, provisioned by Terraform.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's renderer alone costs more than importing typer (bench/startup.py).
+    rich_markup_mode=None,
 )
 
 
+def _command(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """Register a command whose help groups its options by panel."""
+    return app.command(name, cls=PanelCommand)
+
+
+def _print_version(value: bool) -> None:
+    """--version: print the kit's version and stop."""
+    if value:
+        typer.echo(f"embed-kit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """BigQuery ML image embeddings, provisioned by Terraform."""
 
 
-# Options that pick the settings; shared by every command that talks to BigQuery.
-# Flags override EMBED_<FIELD> environment variables, which override the `embed` output.
-def _opt(flag: str, help_text: str) -> Any:
+def _opt(flag: str, help_text: str, panel: str, metavar: Optional[str] = None) -> Any:
     """A settings option whose absence (None) leaves the field to lower-precedence sources."""
-    return typer.Option(flag, help=help_text, show_default=False)
+    return typer.Option(flag, help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar)
+
+
+def _source(flag: str, help_text: str, metavar: str) -> Any:
+    """An option of the connection and settings sources panel."""
+    return _opt(flag, help_text, SOURCES_PANEL, metavar)
 
 
 # Where the settings come from, and the `embed` output's fields: every settings command takes these.
+# Flags override EMBED_<FIELD> environment variables, which override the `embed` output.
 _SOURCE_OPTIONS: dict[str, Any] = {
     "outputs": Annotated[
-        Optional[Path], _opt("--outputs", "Saved `terraform output -json` (embed under value); terraform is not run.")
+        Optional[Path],
+        _source("--outputs", "Saved `terraform output -json` (- reads stdin); terraform is not run.", "FILE"),
     ],
-    "tf_dir": Annotated[Optional[Path], _opt("--tf-dir", "Terraform root stack with the outputs (default: terraform).")],
-    "project_id": Annotated[Optional[str], _opt("--project-id", "Override the project id.")],
-    "location": Annotated[Optional[str], _opt("--location", "Override the BigQuery location.")],
-    "dataset_id": Annotated[Optional[str], _opt("--dataset-id", "Override the dataset id.")],
-    "connection": Annotated[Optional[str], _opt("--connection", "Override the connection (project.location.id).")],
+    "tf_dir": Annotated[
+        Optional[Path], _source("--tf-dir", "Root stack to run `terraform output` in (default: terraform).", "DIR")
+    ],
+    "project_id": Annotated[Optional[str], _source("--project-id", "Override the project id.", "ID")],
+    "location": Annotated[Optional[str], _source("--location", "Override the BigQuery location.", "LOCATION")],
+    "dataset_id": Annotated[Optional[str], _source("--dataset-id", "Override the dataset id.", "ID")],
+    "connection": Annotated[
+        Optional[str], _source("--connection", "Override the connection (project.location.id).", "CONNECTION")
+    ],
     "connection_service_account": Annotated[
-        Optional[str], _opt("--connection-service-account", "Override the connection's service account.")
+        Optional[str], _source("--connection-service-account", "Override the connection's service account.", "EMAIL")
     ],
     "object_table": Annotated[
-        Optional[str], _opt("--object-table", "Override the object table (project.dataset.table).")
+        Optional[str], _source("--object-table", "Override the object table (project.dataset.table).", "TABLE")
     ],
-    "model": Annotated[Optional[str], _opt("--model", "Override the model (project.dataset.model).")],
+    "model": Annotated[Optional[str], _source("--model", "Override the model (project.dataset.model).", "MODEL")],
     "results_table": Annotated[
-        Optional[str], _opt("--results-table", "Override the results table (project.dataset.table).")
+        Optional[str], _source("--results-table", "Override the results table (project.dataset.table).", "TABLE")
     ],
-    "endpoint": Annotated[Optional[str], _opt("--endpoint", "Override the model endpoint.")],
+    "endpoint": Annotated[Optional[str], _source("--endpoint", "Override the model endpoint.", "ENDPOINT")],
 }
 # How to run: the Settings fields beyond the output's; a command takes all of them or the ones it names.
 _TUNING_OPTIONS: dict[str, Any] = {
-    "batch_size": Annotated[Optional[int], _opt("--batch-size", "Objects per job (default: 500; at most 216,000).")],
+    "batch_size": Annotated[
+        Optional[int],
+        _opt("--batch-size", "Objects per job (default: sized by cost; at most 216,000).", TUNING_PANEL, "N"),
+    ],
     "max_retries": Annotated[
-        Optional[int], _opt("--max-retries", "Retry rounds for retryable failures (default: 3).")
+        Optional[int], _opt("--max-retries", "Retry rounds for retryable failures (default: 3).", TUNING_PANEL, "N")
     ],
     "flatten_json_output": Annotated[
         Optional[bool],
-        _opt("--flatten-json-output/--no-flatten-json-output", "ARRAY<FLOAT64> embeddings, or JSON (default: flatten)."),
+        _opt(
+            "--flatten-json-output/--no-flatten-json-output",
+            "ARRAY<FLOAT64> embeddings, or JSON (default: flatten).",
+            EMBEDDING_PANEL,
+        ),
     ],
     "output_dimensionality": Annotated[
-        Optional[int], _opt("--output-dimensionality", "128, 256, 512 or 1408, images only (default: 1408).")
+        Optional[int],
+        _opt("--output-dimensionality", "128, 256, 512 or 1408, images only (default: 1408).", EMBEDDING_PANEL, "N"),
     ],
-    "start_second": Annotated[Optional[float], _opt("--start-second", "Video: first second to embed (default: 0).")],
-    "end_second": Annotated[Optional[float], _opt("--end-second", "Video: last second, at most 120 (default: 120).")],
+    "start_second": Annotated[
+        Optional[float], _opt("--start-second", "First second to embed (default: 0).", VIDEO_PANEL, "SECONDS")
+    ],
+    "end_second": Annotated[
+        Optional[float], _opt("--end-second", "Last second, at most 120 (default: 120).", VIDEO_PANEL, "SECONDS")
+    ],
     "interval_seconds": Annotated[
-        Optional[float], _opt("--interval-seconds", "Video: segment length, 4 to <120 (default: 16).")
+        Optional[float], _opt("--interval-seconds", "Segment length, 4 to <120 (default: 16).", VIDEO_PANEL, "SECONDS")
     ],
 }
-
-
-def _load_settings(
-    outputs: Optional[Path], tf_dir: Optional[Path], overrides: dict[str, Any], engine: str = "bigquery"
-) -> "Settings":
-    """Settings from flags, environment and Terraform outputs (see embed.settings); the local engine needs no outputs."""
-    from embed.settings import load_settings
-
-    local = engine == "local" and outputs is None
-    return load_settings(overrides, outputs_file=outputs, tf_dir=tf_dir, local=local)
 
 
 _Command = Callable[..., Any]
@@ -105,9 +167,12 @@ class SettingsFlags:
     tf_dir: Optional[Path]
     overrides: dict[str, Any]
 
-    def load(self, engine: str = "bigquery") -> "Settings":
-        """The settings these flags select, for ``engine`` (the local engine needs no outputs)."""
-        return _load_settings(self.outputs, self.tf_dir, dict(self.overrides), engine)
+    def load(self, engine_name: str = EngineName.bigquery) -> "Settings":
+        """The settings these flags select, for ``engine_name`` (the embedded engine needs no outputs)."""
+        from embed.settings import load_settings
+
+        local = engine_name == EngineName.local and self.outputs is None
+        return load_settings(dict(self.overrides), outputs_file=self.outputs, tf_dir=self.tf_dir, local=local)
 
 
 def settings_options(tuning: Union[bool, tuple[str, ...]] = False) -> Callable[[_Command], _Command]:
@@ -144,7 +209,42 @@ def settings_options(tuning: Union[bool, tuple[str, ...]] = False) -> Callable[[
     return decorate
 
 
-@app.command("sql")
+EngineOpt = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="Where statements run: bigquery, or local (embedded DuckDB and a local model, offline).",
+        rich_help_panel=ENGINE_PANEL,
+        case_sensitive=False,
+    ),
+]
+DbOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--db",
+        help="--engine local: the DuckDB file (default: embed-local.duckdb).",
+        show_default=False,
+        rich_help_panel=ENGINE_PANEL,
+        metavar="FILE",
+    ),
+]
+ImagesOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--images",
+        help="--engine local: a folder of images, scanned recursively (repeatable).",
+        show_default=False,
+        rich_help_panel=ENGINE_PANEL,
+        metavar="DIR",
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print only JSON on stdout (messages go to stderr).", rich_help_panel=OUTPUT_PANEL),
+]
+
+
+@_command("sql")
 @settings_options(tuning=True)
 def sql_command(
     flags: SettingsFlags,
@@ -153,11 +253,12 @@ def sql_command(
         typer.Option(
             "--check",
             help="Also analyze each statement offline with GoogleSQL, BigQuery's SQL front end: names, types,"
-            " signatures. Needs the `check` extra: pip install 'embed-kit\\[check]'.",
+            " signatures. Needs the `check` extra: pip install 'embed-kit[check]'.",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = False,
 ) -> None:
-    """Print every statement a run would issue, without running anything."""
+    """Print every statement a run would issue; run nothing."""
     from embed import sql
 
     settings = flags.load()
@@ -171,70 +272,6 @@ def sql_command(
         typer.echo(f"-- {statement.name}: {statement.when}{params}\n{statement.sql};\n")
     if check:
         typer.echo(googlesql.verify(settings, statements), err=True)
-
-
-EngineOpt = Annotated[
-    str,
-    typer.Option(
-        "--engine", help="Where statements run: bigquery, or local (embedded DuckDB and a local model, offline)."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout (messages stay on stderr).")]
-DbOpt = Annotated[
-    Optional[Path],
-    typer.Option("--db", help="--engine local: the DuckDB file (default: embed-local.duckdb).", show_default=False),
-]
-ImagesOpt = Annotated[
-    Optional[list[Path]],
-    typer.Option("--images", help="--engine local: a folder of images, scanned recursively (repeatable).",
-                 show_default=False),
-]
-ENGINES = ("bigquery", "local")
-# The embedded engine's model calls cost nothing and its faults are injected: retry rounds need no long wait.
-_LOCAL_RETRY_DELAY = 1.0
-_LOCAL_BILLING = "estimated by BigQuery's documented on-demand rules (the embedded engine bills nothing)"
-
-
-def _engine(
-    name: str,
-    settings: "Settings",
-    run_id: str,
-    *,
-    db: Optional[Path] = None,
-    images: Optional[list[Path]] = None,
-    need_images: bool = False,
-) -> Any:
-    """The engine called ``name``, connected for ``settings``, its jobs labelled with ``run_id``.
-
-    The local engine opens ``db``; a run needs ``images`` (the object table's folders), other
-    commands read a database an earlier run filled.
-    """
-    if name == "local":
-        from embed.engines.local.engine import DEFAULT_DB, LocalEngine
-
-        path = db if db is not None else DEFAULT_DB
-        if need_images and not images:
-            raise EmbedError(
-                "--engine local needs --images DIR: the folder of images to embed (scanned recursively),"
-                " e.g. `python -m embed run --engine local --images photos/`.",
-                2,
-            )
-        if not need_images and not path.exists():
-            raise EmbedError(
-                f"no embedded database at {str(path)!r}: run `python -m embed run --engine local --images DIR"
-                f"{'' if db is None else ' --db ' + str(db)}` first, or pass --db FILE.",
-                2,
-            )
-        return LocalEngine(
-            path, images or (), object_table=settings.object_table, default_project=settings.project_id, warn=_warn
-        )
-    if name != "bigquery":
-        raise EmbedError(
-            f"unknown engine {name!r}: use one of {', '.join(ENGINES)} (--engine bigquery is the default).", 2
-        )
-    from embed.engines.bigquery import connect
-
-    return connect(settings, run_id)
 
 
 def _new_run_id() -> str:
@@ -252,29 +289,53 @@ def _print_json(data: object) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _stderr() -> Any:
-    """The rich console on stderr, for messages, warnings and the progress bar (one, so they never overlap)."""
+def _console(stderr: bool = False) -> Any:
+    """The rich console on stdout (results) or stderr (messages, warnings and the progress bar: one, so they never
+    overlap)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=stderr)
 
 
 def _warn(message: str) -> None:
     """Print a warning on stderr."""
-    _stderr().print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    _console(stderr=True).print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("run")
+def _failures_hint(failed: int, engine_name: EngineName, flags: SettingsFlags, db: Optional[Path]) -> str:
+    """The command that lists ``failed`` failed objects, with the flags that select the same results."""
+    words = ["python -m embed failures"]
+    if engine_name == EngineName.local:
+        words.append("--engine local")
+    for flag, value in (("--db", db), ("--outputs", flags.outputs), ("--tf-dir", flags.tf_dir)):
+        if value is not None:
+            words.append(f"{flag} {value}")
+    return f"{failed:,} object(s) failed: `{' '.join(words)}` lists each with its status and attempts."
+
+
+@_command("run")
 @settings_options(tuning=True)
 def run_command(
     flags: SettingsFlags,
-    engine: EngineOpt = "bigquery",
+    engine_name: EngineOpt = EngineName.bigquery,
+    db: DbOpt = None,
+    images: ImagesOpt = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and price every statement (bytes billed); run nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check and price every statement (bytes billed); run nothing.",
+            rich_help_panel=TUNING_PANEL,
+        ),
     ] = False,
-    json_output: JsonOpt = False,
     iam_wait: Annotated[
-        float, typer.Option("--iam-wait", help="Seconds to keep retrying while an IAM grant propagates.")
+        float,
+        typer.Option(
+            "--iam-wait",
+            help="Seconds to keep retrying while an IAM grant propagates.",
+            rich_help_panel=TUNING_PANEL,
+            metavar="SECONDS",
+        ),
     ] = 600.0,
     retry_delay: Annotated[
         Optional[float],
@@ -282,44 +343,62 @@ def run_command(
             "--retry-delay",
             help="Seconds before the first retry round, doubled each round (default: 15; 1 with --engine local).",
             show_default=False,
+            rich_help_panel=TUNING_PANEL,
+            metavar="SECONDS",
         ),
     ] = None,
+    prune_deleted: Annotated[
+        bool,
+        typer.Option(
+            "--prune-deleted",
+            help="Remove the results of objects no longer in the object table.",
+            rich_help_panel=TUNING_PANEL,
+        ),
+    ] = False,
     re_embed: Annotated[
         bool,
         typer.Option(
             "--re-embed",
             help="Embed every object again when the results hold another endpoint or dimension;"
             " old rows go only once replaced.",
+            rich_help_panel=EMBEDDING_PANEL,
         ),
     ] = False,
-    prune_deleted: Annotated[
-        bool, typer.Option("--prune-deleted", help="Remove the results of objects no longer in the object table.")
-    ] = False,
-    db: DbOpt = None,
-    images: ImagesOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
-    """Create the model, embed new or changed objects, retry retryable failures, and validate what was written."""
+    """Embed new or changed objects, retry failures, validate."""
     from contextlib import redirect_stdout
 
     from embed.pipeline import DEFAULT_RETRY_DELAY, Pipeline, new_run_id
     from embed.summary import RunProgress, run_table, status_table, validation_table
 
-    settings = flags.load(engine)
-    console = _stderr()
+    settings = flags.load(engine_name)
+    console = _console(stderr=True)
     progress = RunProgress(console)
     run_id = new_run_id()
-    runner = _engine(engine, settings, run_id, db=db, images=images, need_images=not dry_run)
-    local = engine == "local"
+    local = engine_name == EngineName.local
+    engine = engines.open_engine(
+        engine_name.value,
+        settings,
+        run_id,
+        db=db,
+        images=images,
+        need_images=not dry_run,
+        allow_empty=prune_deleted,
+        warn=_warn,
+    )
     pipeline = Pipeline(
-        runner,
+        engine,
         settings,
         run_id=run_id,
         progress=progress,
         iam_wait=iam_wait,
-        retry_delay=retry_delay if retry_delay is not None else (_LOCAL_RETRY_DELAY if local else DEFAULT_RETRY_DELAY),
+        retry_delay=retry_delay if retry_delay is not None else (
+            engines.LOCAL_RETRY_DELAY if local else DEFAULT_RETRY_DELAY
+        ),
         re_embed=re_embed,
         prune_deleted=prune_deleted,
-        billing=_LOCAL_BILLING if local else "reported by BigQuery",
+        billing=engines.LOCAL_BILLING if local else "reported by BigQuery",
     )
     if not json_output:
         console.print(f"run {run_id}", highlight=False)
@@ -332,37 +411,44 @@ def run_command(
     if json_output:
         _print_json(report.to_dict())
     else:
-        from rich.console import Console
-
-        out = Console()
+        out = _console()
         out.print(run_table(report))
         if report.dry_run is None:
             out.print(status_table(report.counts, report.failures))
         if report.validation is not None:
             out.print(validation_table(report.validation, failures=False))  # the status table lists them
+    failed = report.counts.failed_retryable + report.counts.failed_permanent
+    if failed and report.dry_run is None:
+        typer.echo(_failures_hint(failed, engine_name, flags, db), err=True)
     if not report.ok:
         raise typer.Exit(2 if dry_run else 1)
 
 
-@app.command("status")
+def _results_missing(settings: "Settings") -> str:
+    """What to say when the results table does not exist yet."""
+    return f"results table {settings.results_table} does not exist yet: run `python -m embed run`."
+
+
+@_command("status")
 @settings_options()
 def status_command(
-    flags: SettingsFlags, engine: EngineOpt = "bigquery", json_output: JsonOpt = False, db: DbOpt = None
+    flags: SettingsFlags, engine_name: EngineOpt = EngineName.bigquery, db: DbOpt = None, json_output: JsonOpt = False
 ) -> None:
-    """Count objects embedded, failed (retryable or not) and pending."""
+    """Count objects embedded, failed, pending and deleted."""
     from embed.pipeline import read_failures, read_status_counts
 
-    settings = flags.load(engine)
-    runner = _engine(engine, settings, _new_run_id(), db=db)
-    if runner.schema(settings.results_table) is None:
-        message = f"results table {settings.results_table} does not exist yet: run `python -m embed run`."
+    settings = flags.load(engine_name)
+    engine = engines.open_engine(engine_name.value, settings, _new_run_id(), db=db, warn=_warn)
+    if engine.schema(settings.results_table) is None:
         if json_output:
+            message = _results_missing(settings)
             _print_json({"results_table_exists": False, "counts": None, "failures": [], "message": message})
         else:
-            typer.echo(message)
+            typer.echo(_results_missing(settings))
         return
-    counts = read_status_counts(runner, settings)
-    failures = read_failures(runner, settings) if counts.failed_retryable or counts.failed_permanent else ()
+    counts = read_status_counts(engine, settings)
+    failed = counts.failed_retryable + counts.failed_permanent
+    failures = read_failures(engine, settings) if failed else ()
     if json_output:
         _print_json(
             {
@@ -372,72 +458,106 @@ def status_command(
             }
         )
     else:
-        from rich.console import Console
-
         from embed.summary import status_table
 
-        Console().print(status_table(counts, failures))
+        _console().print(status_table(counts, failures))
+    if failed:
+        typer.echo(_failures_hint(failed, engine_name, flags, db), err=json_output)
 
 
-@app.command("validate")
+@_command("failures")
+@settings_options()
+def failures_command(
+    flags: SettingsFlags,
+    engine_name: EngineOpt = EngineName.bigquery,
+    db: DbOpt = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", help="List at most this many, most recent first.", rich_help_panel=OUTPUT_PANEL,
+                     metavar="N", min=1),
+    ] = 50,
+    json_output: JsonOpt = False,
+) -> None:
+    """List failed objects: uri, status, attempts, last attempt."""
+    from embed.failures import read_failed_objects
+
+    settings = flags.load(engine_name)
+    engine = engines.open_engine(engine_name.value, settings, _new_run_id(), db=db, warn=_warn)
+    if engine.schema(settings.results_table) is None:
+        raise EmbedError(_results_missing(settings), 2)
+    failed = read_failed_objects(engine, settings, limit)
+    if json_output:
+        _print_json(failed.to_dict())
+        return
+    from embed.summary import failures_table
+
+    _console().print(failures_table(failed))
+
+
+@_command("validate")
 @settings_options(tuning=("flatten_json_output", "output_dimensionality"))
 def validate_command(
-    flags: SettingsFlags, engine: EngineOpt = "bigquery", json_output: JsonOpt = False, db: DbOpt = None
+    flags: SettingsFlags, engine_name: EngineOpt = EngineName.bigquery, db: DbOpt = None, json_output: JsonOpt = False
 ) -> None:
-    """Check the results table against the expected schema; exit 1 if it does not match."""
+    """Check the results table's schema and rows; exit 1 if bad."""
     from embed.pipeline import validate_results
 
-    settings = flags.load(engine)
-    report = validate_results(_engine(engine, settings, _new_run_id(), db=db), settings)
+    settings = flags.load(engine_name)
+    report = validate_results(engines.open_engine(engine_name.value, settings, _new_run_id(), db=db, warn=_warn), settings)
     if json_output:
         _print_json(report.to_dict())
     else:
-        from rich.console import Console
-
         from embed.summary import validation_table
 
-        Console().print(validation_table(report))
+        _console().print(validation_table(report))
     if not report.ok:
         raise typer.Exit(1)
 
 
-@app.command("similar")
+@_command("similar")
 @settings_options()
 def similar_command(
     image_uri: Annotated[
         Optional[str],
         typer.Argument(
-            help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).", show_default=False
+            help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).",
+            show_default=False,
+            metavar="IMAGE_URI",
         ),
     ] = None,
+    *,
     text: Annotated[
         Optional[str],
         typer.Option(
-            "--text", help="Search by a text description instead (BigQuery: the multimodal model embeds it).",
+            "--text",
+            help="Search by a text description instead (BigQuery: the multimodal model embeds it).",
             show_default=False,
+            metavar="TEXT",
         ),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="How many neighbours to list.")] = 5,
-    *,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="How many neighbours to list.", rich_help_panel=OUTPUT_PANEL, metavar="N")
+    ] = 5,
     flags: SettingsFlags,
-    engine: EngineOpt = "bigquery",
-    json_output: JsonOpt = False,
+    engine_name: EngineOpt = EngineName.bigquery,
     db: DbOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
-    """List the images nearest to IMAGE_URI (or to --text) by cosine distance (VECTOR_SEARCH over the results)."""
+    """List the images nearest to an image (or a text), by cosine."""
     from embed import sql
     from embed.engines.base import StatementError
 
     if (image_uri is None) == (text is None):
         raise EmbedError("similar takes an IMAGE_URI or --text \"…\", one of the two.", 2)
-    settings = flags.load(engine)
-    if text is not None and engine == "local":
+    local = engine_name == EngineName.local
+    settings = flags.load(engine_name)
+    if text is not None and local:
         raise EmbedError(
             "--text needs a model that embeds text and images in one space; the embedded engine's local model"
             " embeds images only. Search by an image (similar PATH), or run on BigQuery.",
             2,
         )
-    if image_uri is not None and engine == "local" and "://" not in image_uri:
+    if image_uri is not None and local and "://" not in image_uri:
         image_uri = Path(image_uri).absolute().as_uri()
     if not settings.flatten_json_output:
         raise EmbedError("similar needs ARRAY<FLOAT64> embeddings; the results hold JSON (--no-flatten-json-output).", 2)
@@ -445,11 +565,11 @@ def similar_command(
         statement = sql.text_search(settings, text, top_k)
     else:
         statement = sql.vector_search(settings, str(image_uri), top_k)
-    runner = _engine(engine, settings, _new_run_id(), db=db)
-    if runner.schema(settings.results_table) is None:
-        raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.", 2)
+    engine = engines.open_engine(engine_name.value, settings, _new_run_id(), db=db, warn=_warn)
+    if engine.schema(settings.results_table) is None:
+        raise EmbedError(_results_missing(settings), 2)
     try:
-        rows = runner.execute(statement).records()
+        rows = engine.execute(statement).records()
     except StatementError as exc:
         raise EmbedError(f"{statement.name} failed: {exc}", 2) from None
     if not rows:
@@ -468,25 +588,41 @@ def similar_command(
     if json_output:
         _print_json(neighbours)
         return
-    from rich.console import Console
-
     from embed.summary import neighbours_table
 
-    Console().print(neighbours_table(image_uri if text is None else f"text {text!r}", neighbours))
+    _console().print(neighbours_table(image_uri if text is None else f"text {text!r}", neighbours))
 
 
-@app.command("plan-review")
+@_command("plan-review")
 def plan_review(
-    plan_json: Path = typer.Argument(
-        ..., help="JSON of `terraform show -json PLANFILE`, or - for stdin.", show_default=False
-    ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the Markdown here, not stdout."),
-    fail_on_data_loss: bool = typer.Option(
-        False, "--fail-on-data-loss", help="Exit 1 if a dataset, table or bucket is destroyed or replaced."
-    ),
-    offline: bool = typer.Option(False, "--offline", help="Say the plan was made with the offline stand-in."),
+    plan_json: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON of `terraform show -json PLANFILE`, or - for stdin.", show_default=False, metavar="PLAN_JSON"
+        ),
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Write the Markdown here, not stdout.", rich_help_panel=OUTPUT_PANEL, metavar="FILE"
+        ),
+    ] = None,
+    fail_on_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-data-loss",
+            help="Exit 1 if a dataset, table or bucket is destroyed or replaced.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Say the plan was made with the offline stand-in.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
 ) -> None:
-    """Summarize a Terraform plan as Markdown for a pull-request comment."""
+    """Summarize a Terraform plan as Markdown for a pull request."""
     from embed import planreview
 
     summary = planreview.summarize(planreview.load_plan(plan_json))
@@ -509,10 +645,10 @@ def plan_review(
         )
 
 
-@app.command("doctor")
+@_command("doctor")
 @settings_options(tuning=True)
 def doctor_command(flags: SettingsFlags, json_output: JsonOpt = False) -> None:
-    """Preflight: credentials, APIs, permissions, the connection's IAM grant and locations; exit 2 if any is missing."""
+    """Preflight: credentials, APIs, permissions, IAM, locations."""
     from embed import doctor
 
     settings = flags.load()

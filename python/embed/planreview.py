@@ -138,11 +138,22 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     """Read plan JSON from a file, or from stdin when path is ``-``."""
     hint = "write it with: terraform show -json PLANFILE > plan.json"
     try:
-        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except FileNotFoundError:
         raise EmbedError(f"plan JSON not found: {path}; {hint}", 2) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise EmbedError(f"cannot read plan JSON {path}: {exc}", 2) from None
+    if data.startswith(b"PK\x03\x04"):  # a plan saved by `terraform plan -out` is a zip archive
+        plan_file = "PLANFILE" if str(path) == "-" else path
+        raise EmbedError(
+            f"{'standard input' if str(path) == '-' else path} is a binary plan file (`terraform plan -out`),"
+            f" not its JSON: run `terraform show -json {plan_file} > plan.json` and pass plan.json.",
+            2,
+        )
+    try:
+        text = data.decode(json.detect_encoding(data))  # UTF-8, or UTF-16 as PowerShell's `>` writes
+    except UnicodeDecodeError as exc:
+        raise EmbedError(f"cannot read plan JSON {path}: it is not text ({exc}); {hint}", 2) from None
     try:
         plan = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -15,7 +15,6 @@ Anything missing, mistyped or invalid raises :class:`EmbedError` before any quer
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, fields
@@ -24,6 +23,7 @@ from typing import Any, Mapping, Optional
 
 from embed import identifiers as ids
 from embed.errors import EmbedError
+from embed.outputs import DEFAULT_TF_DIR, OUTPUT_FIELDS, read_outputs_file, read_terraform_outputs, terraform_binary
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -34,28 +34,13 @@ __all__ = [
     "OUTPUT_FIELDS",
     "Settings",
     "load_settings",
-    "read_outputs_file",
-    "read_terraform_outputs",
 ]
 
 ENV_PREFIX = "EMBED_"
-DEFAULT_TF_DIR = Path("terraform")
 DEFAULT_ENDPOINT = "multimodalembedding@001"
 # ML.GENERATE_EMBEDDING processes about 216,000 rows per job (43,200 in some European regions).
 MAX_BATCH_SIZE = 216_000
 OUTPUT_DIMENSIONS = (128, 256, 512, 1408)
-# Fields of the Terraform output `embed`, the contract with the root stack.
-OUTPUT_FIELDS = (
-    "project_id",
-    "location",
-    "dataset_id",
-    "connection",
-    "connection_service_account",
-    "object_table",
-    "model",
-    "results_table",
-    "endpoint",
-)
 _OUTPUT_DEFAULTS: dict[str, str] = {"endpoint": DEFAULT_ENDPOINT}
 # What the embedded engine (--engine local) uses in place of the `embed` output: no Terraform.
 LOCAL_OUTPUTS: dict[str, str] = {
@@ -69,7 +54,6 @@ LOCAL_OUTPUTS: dict[str, str] = {
     "results_table": "local.embed.image_embeddings",
     "endpoint": "local/efficientnet-lite0",
 }
-_NO_OUTPUTS_HINT = "run `make apply` first, or pass --outputs FILE (saved with `terraform output -json > FILE`)"
 
 
 @dataclass(frozen=True)
@@ -167,70 +151,6 @@ def _check_tuning(s: Settings) -> None:
         raise EmbedError(f"interval_seconds must be at least 4 and less than 120, got {s.interval_seconds}.", 2)
 
 
-def read_outputs_file(path: Path) -> dict[str, Any]:
-    """Return the ``embed`` output's value from a saved ``terraform output -json`` file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EmbedError(
-            f"outputs file {str(path)!r} not found; save it with `terraform output -json > FILE`.", 2
-        ) from None
-    except OSError as exc:
-        raise EmbedError(f"cannot read outputs file {str(path)!r}: {exc.strerror or exc}.", 2) from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise EmbedError(
-            f"outputs file {str(path)!r} is not valid JSON ({exc}); save it with `terraform output -json > FILE`.", 2
-        ) from None
-    return _embed_value(data, f"outputs file {str(path)!r}")
-
-
-def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: str = "terraform") -> dict[str, Any]:
-    """Return the ``embed`` output's value from ``terraform output -json`` in ``tf_dir``."""
-    where = f"Terraform outputs in {str(tf_dir)!r}"
-    if not Path(tf_dir).is_dir():
-        raise EmbedError(f"Terraform directory {str(tf_dir)!r} not found: pass --tf-dir DIR, or --outputs FILE.", 2)
-    from python_terraform import Terraform
-
-    try:
-        outputs = Terraform(working_dir=str(tf_dir), terraform_bin_path=terraform_bin).output()
-    except FileNotFoundError:
-        raise EmbedError(
-            f"`{terraform_bin}` was not found on PATH: install Terraform, or pass --outputs FILE.", 2
-        ) from None
-    except ValueError as exc:
-        raise EmbedError(
-            f"{where}: `terraform output -json` did not print JSON ({exc}); {_NO_OUTPUTS_HINT}.", 2
-        ) from None
-    if outputs is None:
-        raise EmbedError(f"{where}: `terraform output -json` failed; {_NO_OUTPUTS_HINT}.", 2)
-    return _embed_value(outputs, where)
-
-
-def _embed_value(data: object, where: str) -> dict[str, Any]:
-    """Find the ``embed`` object in ``terraform output -json`` data, or accept the bare object."""
-    if not isinstance(data, dict):
-        raise EmbedError(
-            f"{where}: expected a JSON object as `terraform output -json` writes, got {type(data).__name__}.", 2
-        )
-    if "embed" not in data:
-        if any(name in data for name in OUTPUT_FIELDS):
-            return data  # the bare value, as `terraform output -json embed` writes it
-        raise EmbedError(f"{where}: there is no `embed` output; {_NO_OUTPUTS_HINT}.", 2)
-    entry = data["embed"]
-    if not isinstance(entry, dict) or "value" not in entry:
-        raise EmbedError(
-            f"{where}: output `embed` has no `value`; expected the `terraform output -json` format"
-            ' {"embed": {"sensitive": false, "type": [...], "value": {...}}}.',
-            2,
-        )
-    value = entry["value"]
-    if not isinstance(value, dict):
-        raise EmbedError(f"{where}: output `embed` must be an object, got {type(value).__name__} {value!r}.", 2)
-    return value
-
-
 def _env_values(environ: Mapping[str, str]) -> dict[str, str]:
     """Return the ``EMBED_<FIELD>`` variables that name a settings field, keyed by field."""
     names = OUTPUT_FIELDS + _TUNING_FIELDS
@@ -276,21 +196,31 @@ def _as_bool(name: str, value: object) -> bool:
     raise EmbedError(f"{name} must be true or false, got {value!r}.", 2)
 
 
-def _tuning(raw: Mapping[str, object]) -> dict[str, Any]:
-    """Typed run-tuning values from the raw merged sources."""
+def _tuning(raw: Mapping[str, object], label: Mapping[str, str]) -> dict[str, Any]:
+    """Typed run-tuning values from the raw merged sources; a bad value is named by ``label`` (its flag or variable)."""
     out: dict[str, Any] = {}
     if "batch_size" in raw:
-        out["batch_size"] = _as_int("batch_size", raw["batch_size"], optional=True)
+        out["batch_size"] = _as_int(label["batch_size"], raw["batch_size"], optional=True)
     if "max_retries" in raw:
-        out["max_retries"] = _as_int("max_retries", raw["max_retries"])
+        out["max_retries"] = _as_int(label["max_retries"], raw["max_retries"])
     if "flatten_json_output" in raw:
-        out["flatten_json_output"] = _as_bool("flatten_json_output", raw["flatten_json_output"])
+        out["flatten_json_output"] = _as_bool(label["flatten_json_output"], raw["flatten_json_output"])
     if "output_dimensionality" in raw:
-        out["output_dimensionality"] = _as_int("output_dimensionality", raw["output_dimensionality"], optional=True)
+        out["output_dimensionality"] = _as_int(
+            label["output_dimensionality"], raw["output_dimensionality"], optional=True
+        )
     for name in ("start_second", "end_second", "interval_seconds"):
         if name in raw:
-            out[name] = _as_float(name, raw[name])
+            out[name] = _as_float(label[name], raw[name])
     return out
+
+
+def _naming_the_source(error: EmbedError, sources: Mapping[str, str]) -> EmbedError:
+    """``error`` about a tuning field, saying which flag or variable set it (``EMBED_BATCH_SIZE=0``)."""
+    field = str(error).split(" ", 1)[0]
+    if field not in sources:
+        return error
+    return EmbedError(f"{str(error).rstrip('.')} (set by {sources[field]}).", error.exit_code)
 
 
 def _source_of(name: str, overrides: Mapping[str, object], env: Mapping[str, str], origin: str) -> str:
@@ -308,18 +238,20 @@ def load_settings(
     outputs_file: Optional[Path] = None,
     tf_dir: Optional[Path] = None,
     environ: Optional[Mapping[str, str]] = None,
-    terraform_bin: str = "terraform",
+    terraform_bin: Optional[str] = None,
     local: bool = False,
 ) -> Settings:
     """Merge overrides, environment and Terraform outputs (in that precedence) into validated Settings.
 
     With ``local``, :data:`LOCAL_OUTPUTS` (the embedded engine's names) stand in for the outputs.
+    ``terraform_bin`` defaults to ``TERRAFORM`` in ``environ`` (e.g. ``tofu``), else ``terraform``.
     """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(overrides) - set(OUTPUT_FIELDS + _TUNING_FIELDS))
     if unknown:
         raise EmbedError(f"unknown setting(s): {', '.join(unknown)}.", 2)
-    env = _env_values(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    env = _env_values(environ)
     required = set(OUTPUT_FIELDS) - set(_OUTPUT_DEFAULTS)
     if local:
         output, origin = dict(LOCAL_OUTPUTS), "the embedded engine's defaults"
@@ -327,7 +259,8 @@ def load_settings(
         output, origin = read_outputs_file(outputs_file), f"outputs file {str(outputs_file)!r}"
     elif not required <= set(overrides) | set(env):
         directory = DEFAULT_TF_DIR if tf_dir is None else tf_dir
-        output, origin = read_terraform_outputs(directory, terraform_bin), f"terraform output in {str(directory)!r}"
+        binary = terraform_bin or terraform_binary(environ)
+        output, origin = read_terraform_outputs(directory, binary), f"terraform output in {str(directory)!r}"
     else:
         output, origin = {}, "flags and environment"
     raw: dict[str, object] = {**_OUTPUT_DEFAULTS, **{k: v for k, v in output.items() if k in OUTPUT_FIELDS}}
@@ -341,7 +274,17 @@ def load_settings(
             f" `make apply` so the output matches the kit, or set {flags}.",
             2,
         )
-    where = {name: _source_of(name, overrides, env, origin) for name in OUTPUT_FIELDS}
+    where = {name: _source_of(name, overrides, env, origin) for name in OUTPUT_FIELDS + _TUNING_FIELDS}
+    tuning = _tuning(raw, where)
+    given = {name: where[name] for name in _TUNING_FIELDS if name in overrides or name in env}
+    try:
+        return _settings(raw, where, tuning)
+    except EmbedError as exc:
+        raise _naming_the_source(exc, given) from None
+
+
+def _settings(raw: Mapping[str, Any], where: Mapping[str, str], tuning: dict[str, Any]) -> Settings:
+    """Settings from the merged raw values, each identifier checked and named by where it came from."""
     return Settings(
         project_id=ids.check_project_id(raw["project_id"], where["project_id"]),
         location=ids.check_location(raw["location"], where["location"]),
@@ -354,5 +297,5 @@ def load_settings(
         model=ids.parse_model(raw["model"], where["model"]),
         results_table=ids.parse_table(raw["results_table"], where["results_table"]),
         endpoint=ids.check_endpoint(raw["endpoint"], where["endpoint"]),
-        **_tuning(raw),
+        **tuning,
     )

@@ -29,6 +29,7 @@ __all__ = [
     "create_results_table",
     "embed_batch",
     "embedding_spaces",
+    "failed_objects",
     "failure_summary",
     "pending_objects",
     "prune_deleted",
@@ -211,6 +212,15 @@ def failure_summary(settings: Settings) -> Statement:
     """Current failed rows grouped by status, most frequent first."""
     when = "at the end, when the run wrote rows, and for `embed status`: failed rows by status"
     return Statement("failure_summary", _text("failure_summary", settings), _space(settings), when=when)
+
+
+def failed_objects(settings: Settings, limit: int) -> Statement:
+    """Objects whose current row failed, most recent attempt first, at most @limit of them (and how many in all)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise EmbedError(f"--limit must be a positive whole number, got {limit!r}.", 2)
+    text = _text("failed_objects", settings, with_attempts=True)
+    params = (*_space(settings), QueryParameter("limit", "INT64", limit))
+    return Statement("failed_objects", text, params, uses_connection=True, when="for `embed failures`")
 
 
 def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:

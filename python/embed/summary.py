@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from rich.console import Console
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from embed.failures import FailedObjects
     from embed.pipeline import PipelineEvent, RunReport, StatusCounts
     from embed.validate import StatusCount, ValidationReport
 
-__all__ = ["RunProgress", "neighbours_table", "run_table", "status_table", "validation_table"]
+__all__ = ["RunProgress", "failures_table", "neighbours_table", "run_table", "status_table", "validation_table"]
 
 
 class RunProgress:
@@ -171,8 +174,38 @@ def neighbours_table(image_uri: str, neighbours: "list[dict[str, Any]]") -> "Tab
 
     table = Table(title=f"Nearest to {image_uri} (cosine distance)", header_style="bold")
     table.add_column("#", justify="right")
-    table.add_column("uri")
+    table.add_column("uri", overflow="fold")  # a uri cut short cannot be opened
     table.add_column("distance", justify="right")
     for rank, item in enumerate(neighbours, 1):
         table.add_row(str(rank), item["uri"], f"{item['distance']:.4f}")
     return table
+
+
+def failures_table(failed: "FailedObjects") -> "Table":
+    """Failed objects, most recent attempt first: uri, status, attempts and last attempt.
+
+    A status that starts "A retryable error occurred" is retried by the next run; the others stay.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    shown = len(failed.objects)
+    more = f"; the {shown:,} most recent (--limit {failed.limit:,})" if shown < failed.total else ""
+    table = Table(title=f"Failed objects: {failed.total:,}{more}", header_style="bold")
+    table.add_column("uri", overflow="fold", ratio=1)
+    table.add_column("status", overflow="fold", ratio=1)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("last attempt (UTC)", no_wrap=True)
+    for item in failed.objects:
+        when = "-" if item.last_attempt is None else _utc(item.last_attempt)
+        table.add_row(Text(item.uri), Text(item.status), f"{item.attempts:,}", when)
+    return table
+
+
+def _utc(moment: "dt.datetime") -> str:
+    """``moment`` in UTC, to the second."""
+    import datetime as dt
+
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

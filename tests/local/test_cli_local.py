@@ -15,9 +15,10 @@ from tests.local.sample import PHOTOS, sample_set
 REPO = Path(__file__).resolve().parents[2]
 
 
-def embed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def embed(*args: str, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess:
     """``python -m embed ARGS`` in a child process, without EMBED_* settings from the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
+    env["COLUMNS"] = str(columns)
     return subprocess.run(
         [sys.executable, "-m", "embed", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -90,6 +91,7 @@ def test_commands_refuse_a_missing_database(tmp_path) -> None:
 
 def test_db_below_a_file_is_an_error_not_a_traceback(tmp_path) -> None:
     (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "photo.png").write_bytes(b"")
     (tmp_path / "afile").write_text("x")
     done = embed("run", "--engine", "local", "--images", "images", "--db", "afile/embed.duckdb", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -127,3 +129,21 @@ def test_similar_text_is_refused_by_the_image_only_local_model(ran) -> None:
     work, _ = ran
     done = embed("similar", "--text", "a motorcycle", "--engine", "local", "--db", "embed.duckdb", cwd=work)
     assert done.returncode == 2 and "embeds images only" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_failures_lists_the_files_that_failed(ran) -> None:
+    work, _ = ran
+    done = embed("failures", "--engine", "local", "--db", "embed.duckdb", "--limit", "3", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert (listed["total"], listed["shown"], listed["limit"]) == (4, 3, 3)
+    bad = (work / "images" / "bad").as_uri() + "/"
+    for item in listed["failures"]:
+        assert item["uri"].startswith(bad) and item["status"] and item["retryable"] is False
+        assert item["attempts"] == 1 and item["last_attempt"].endswith("+00:00")
+    done = embed("failures", "--engine", "local", "--db", "embed.duckdb", cwd=work, columns=200)
+    assert done.returncode == 0, done.stderr
+    assert "Failed objects: 4" in done.stdout and "notes.jpg" in done.stdout
+    done = embed("status", "--engine", "local", "--db", "embed.duckdb", cwd=work, columns=200)
+    assert done.returncode == 0, done.stderr
+    assert "4 object(s) failed: `python -m embed failures --engine local --db embed.duckdb` lists each" in done.stdout

@@ -232,6 +232,7 @@ ORDER = [
     "compact_results.sql",
     "prune_deleted.sql",
     "failure_summary.sql",
+    "failed_objects.sql",
     "validate_run.sql",
     "validate_results.sql",
     "vector_search.sql",
@@ -275,6 +276,7 @@ def test_golden_statements_execute_unchanged(golden_engine) -> None:
     assert sorted(r["uri"] for r in done["pending_objects.sql"].records()) == sorted(photos)
     assert done["embed_batch.sql"].affected_rows == 2 and done["embed_batch.sql"].model_rows == 2
     assert done["retryable_objects.sql"].records() == []
+    assert done["failed_objects.sql"].records() == []  # both photos embedded
     assert done["status_counts.sql"].records() == [
         {"objects": 2, "embedded": 2, "failed_retryable": 0, "failed_permanent": 0, "pending": 0, "deleted": 0,
          "superseded_rows": 0, "other_space_rows": 0}

@@ -136,7 +136,7 @@ class ScriptedEngine:
         self.script: dict[str, list[Answer]] = {"embed_batch": [_sent_all]}
         self.script.update({name: list(answers) for name, answers in (script or {}).items()})
         self.calls: list[Call] = []
-        rendered = [*sql.run_statements(settings), sql.validate_results(settings)]
+        rendered = [*sql.run_statements(settings), sql.validate_results(settings), sql.failed_objects(settings, 1)]
         self.rendered = {s.name: s.sql for s in rendered}
 
     def _answer(self, name: str, statement: Statement) -> QueryResult:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 
 import pytest
 
-from embed import cli, sql
+from embed import cli, engines, sql
 from embed.engines.base import StatementError
 from embed.schema import expected_schema
 from embed.settings import load_settings
 from tests.python.conftest import EXAMPLE_OUTPUTS
-from tests.python.scripted import PERMANENT, ScriptedEngine, columns_of, counts, uris, validation_row
+from tests.python.scripted import PERMANENT, RETRYABLE, ScriptedEngine, columns_of, counts, uris, validation_row
 
 SETTINGS = load_settings(outputs_file=EXAMPLE_OUTPUTS, environ={})
 
@@ -37,17 +38,18 @@ def cli_run(monkeypatch, capsys):
     """Run the CLI's main() with ARGS and the given engine; return (exit code, stdout, stderr, factory calls)."""
     monkeypatch.delenv("EMBED_BATCH_SIZE", raising=False)
 
+    real = engines.open_engine
+
     def run(engine, *args: str):
         made = []
 
         def factory(name, settings, run_id, **options):
             made.append((name, settings, run_id))
             if name != "bigquery":
-                return cli.__dict__["_real_engine"](name, settings, run_id, **options)
+                return real(name, settings, run_id, **options)
             return engine
 
-        monkeypatch.setattr(cli, "_real_engine", cli._engine, raising=False)
-        monkeypatch.setattr(cli, "_engine", factory)
+        monkeypatch.setattr(engines, "open_engine", factory)
         monkeypatch.setattr(sys, "argv", ["embed", *args])
         with pytest.raises(SystemExit) as info:
             cli.main()
@@ -93,9 +95,13 @@ def test_run_statement_error_exits_two_without_traceback(cli_run) -> None:
     assert "Not found: Connection" in err and "Traceback" not in err
 
 
-def test_run_refuses_unknown_engine(cli_run) -> None:
-    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", str(EXAMPLE_OUTPUTS), "--engine", "spark")
-    assert code == 2 and "unknown engine 'spark'" in err and out == ""
+def test_run_refuses_unknown_engine_before_reading_settings(cli_run, tmp_path) -> None:
+    # --outputs names a file that does not exist: reading the settings would fail first if they were read.
+    missing = str(tmp_path / "missing.json")
+    code, out, err, made = cli_run(good_engine(), "run", "--outputs", missing, "--engine", "locl")
+    assert code == 2 and out == "" and made == []
+    assert "'locl' is not one of 'bigquery', 'local'" in err and "--engine" in err
+    assert "missing.json" not in err and "Traceback" not in err
 
 
 def test_local_run_needs_images(cli_run, tmp_path) -> None:
@@ -157,3 +163,63 @@ def test_validate_ok_and_broken(cli_run) -> None:
     assert code == 1 and json.loads(out)["missing_columns"] == ["attempts"]
     code, out, err, _ = cli_run(engine, "validate", "--outputs", str(EXAMPLE_OUTPUTS))
     assert code == 1 and "missing column(s): attempts" in out
+
+
+def test_status_and_run_point_to_the_failures_command(cli_run) -> None:
+    outputs = str(EXAMPLE_OUTPUTS)
+    code, out, err, _ = cli_run(good_engine(), "run", "--outputs", outputs)
+    assert code == 0, err
+    assert f"1 object(s) failed: `python -m embed failures --outputs {outputs}` lists each" in err
+    engine = good_engine(status_counts=[counts(objects=5, embedded=2, retryable=1, permanent=2)])
+    engine.table = columns_of(expected_schema(SETTINGS))
+    code, out, err, _ = cli_run(engine, "status", "--outputs", outputs)
+    assert code == 0, err
+    assert f"3 object(s) failed: `python -m embed failures --outputs {outputs}` lists each" in out
+    engine = good_engine(status_counts=[counts(objects=5, embedded=5)])
+    engine.table = columns_of(expected_schema(SETTINGS))
+    code, out, err, _ = cli_run(engine, "status", "--outputs", outputs)
+    assert code == 0 and "embed failures" not in out + err
+
+
+FAILED_ROWS = [
+    {"uri": "gs://b/a.jpg", "status": RETRYABLE, "retryable": True, "attempts": 4,
+     "last_attempt": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "failed_total": 3},
+    {"uri": "gs://b/b.jpg", "status": PERMANENT, "retryable": False, "attempts": 1,
+     "last_attempt": dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc), "failed_total": 3},
+]
+
+
+def test_failures_json_lists_uri_status_attempts_and_last_attempt(cli_run) -> None:
+    engine = good_engine(failed_objects=[FAILED_ROWS])
+    engine.table = columns_of(expected_schema(SETTINGS))
+    code, out, err, _ = cli_run(engine, "failures", "--outputs", str(EXAMPLE_OUTPUTS), "--limit", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "total": 3,
+        "shown": 2,
+        "limit": 2,
+        "failures": [
+            {"uri": "gs://b/a.jpg", "status": RETRYABLE, "retryable": True, "attempts": 4,
+             "last_attempt": "2026-01-02T03:04:05+00:00"},
+            {"uri": "gs://b/b.jpg", "status": PERMANENT, "retryable": False, "attempts": 1,
+             "last_attempt": "2026-01-01T00:00:00+00:00"},
+        ],
+    }
+    (call,) = engine.named("failed_objects")
+    assert call.param("limit") == 2 and call.statement.sql == sql.failed_objects(SETTINGS, 2).sql
+
+
+def test_failures_table(cli_run) -> None:
+    engine = good_engine(failed_objects=[FAILED_ROWS])
+    engine.table = columns_of(expected_schema(SETTINGS))
+    code, out, err, _ = cli_run(engine, "failures", "--outputs", str(EXAMPLE_OUTPUTS), "--limit", "2")
+    assert code == 0, err
+    assert "Failed objects: 3; the 2 most recent (--limit 2)" in out
+    assert "gs://b/a.jpg" in out and "2026-01-02 03:04:05" in out and "RESOURCE_EXHAUSTED" in out
+
+
+def test_failures_refuses_a_limit_below_one_and_a_missing_table(cli_run) -> None:
+    code, out, err, made = cli_run(good_engine(), "failures", "--outputs", str(EXAMPLE_OUTPUTS), "--limit", "0")
+    assert code == 2 and "--limit" in err and made == []
+    code, out, err, _ = cli_run(good_engine(), "failures", "--outputs", str(EXAMPLE_OUTPUTS))
+    assert code == 2 and "does not exist yet" in err and "Traceback" not in err

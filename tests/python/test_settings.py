@@ -318,8 +318,23 @@ def test_bad_tuning(overrides: dict[str, Any], says: str) -> None:
     assert says in refused(lambda: load(EXAMPLE_OUTPUTS, overrides))
 
 
-def test_bad_tuning_from_env_names_the_setting() -> None:
-    assert "batch_size" in refused(lambda: load(EXAMPLE_OUTPUTS, EMBED_BATCH_SIZE="ten"))
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"EMBED_BATCH_SIZE": "abc"}, "EMBED_BATCH_SIZE must be a whole number, got 'abc'"),
+        ({"EMBED_BATCH_SIZE": "0"}, "(set by EMBED_BATCH_SIZE)"),
+        ({"EMBED_MAX_RETRIES": "1.5"}, "EMBED_MAX_RETRIES must be a whole number"),
+        ({"EMBED_FLATTEN_JSON_OUTPUT": "maybe"}, "EMBED_FLATTEN_JSON_OUTPUT must be true or false"),
+        ({"EMBED_END_SECOND": "later"}, "EMBED_END_SECOND must be a number of seconds"),
+        ({"EMBED_INTERVAL_SECONDS": "2"}, "(set by EMBED_INTERVAL_SECONDS)"),
+    ],
+)
+def test_bad_tuning_from_env_names_the_variable(env: dict[str, str], says: str) -> None:
+    assert says in refused(lambda: load(EXAMPLE_OUTPUTS, **env))
+
+
+def test_bad_tuning_from_a_flag_names_the_flag() -> None:
+    assert "(set by --batch-size)" in refused(lambda: load(EXAMPLE_OUTPUTS, {"batch_size": 0}))
 
 
 @pytest.mark.parametrize("dims", [128, 256, 512, 1408])
@@ -332,10 +347,10 @@ def test_tuning_limits_are_inclusive() -> None:
     assert (s.batch_size, s.end_second, s.interval_seconds) == (216_000, 120.0, 4.0)
 
 
-# --- terraform through python-terraform ---------------------------------------------
+# --- terraform output -json ---------------------------------------------------------
 
 
-def test_terraform_outputs_are_read_with_python_terraform(tmp_path, example_document) -> None:
+def test_terraform_outputs_are_read_from_terraform_output_json(tmp_path, example_document) -> None:
     saved = tmp_path / "saved.json"
     saved.write_text(json.dumps(example_document), encoding="utf-8")
     # The stand-in checks it is asked for `output -json` in the working directory given.
@@ -346,11 +361,14 @@ def test_terraform_outputs_are_read_with_python_terraform(tmp_path, example_docu
     assert s == load(EXAMPLE_OUTPUTS)
 
 
-@pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning")
-def test_terraform_failure_returns_none_and_becomes_a_clear_error(tmp_path) -> None:
-    bin_path = fake_terraform(tmp_path, 'echo "Error: Backend initialization required" >&2\nexit 1\n')
+def test_terraform_failure_passes_on_terraforms_own_message(tmp_path) -> None:
+    said = 'Error: Backend initialization required, please run "terraform init"\n\nReason: Initial configuration'
+    bin_path = fake_terraform(tmp_path, f"printf '%s\\n' '{said}' >&2\nexit 1\n")
     message = refused(lambda: load_settings(tf_dir=tmp_path, environ={}, terraform_bin=bin_path))
-    assert "failed" in message and "make apply" in message and "--outputs" in message
+    # Terraform's words, line by line, not bytes escaped by a wrapper; then what to do.
+    assert '  Error: Backend initialization required, please run "terraform init"\n' in message
+    assert "  Reason: Initial configuration" in message and "\\n" not in message and "b'" not in message
+    assert "failed in" in message and "(exit 1)" in message and "make init" in message and "--outputs" in message
 
 
 def test_terraform_output_that_is_not_json(tmp_path) -> None:

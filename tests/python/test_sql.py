@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from embed import sql
 from embed.engines.base import Statement, parse_type
+from embed.errors import EmbedError
 from embed.identifiers import Sql
 from embed.schema import expected_schema
 from embed.settings import Settings
@@ -47,6 +48,7 @@ def all_rendered(settings: Settings) -> list[Statement]:
         sql.validate_results(settings),
         sql.vector_search(settings, "gs://bucket/images/cat.jpg", 5),
         sql.text_search(settings, "a red motorcycle", 5),
+        sql.failed_objects(settings, 50),
     ]
 
 
@@ -80,6 +82,7 @@ def all_statements_names() -> list[str]:
         "validate_results",
         "vector_search",
         "text_search",
+        "failed_objects",
     ]
 
 
@@ -119,6 +122,7 @@ def test_every_statement_parses(example_settings, variant: str) -> None:
         "validate_results": exp.Select,
         "vector_search": exp.Select,
         "text_search": exp.Select,
+        "failed_objects": exp.Select,
     }
 
 
@@ -162,6 +166,7 @@ def test_what_each_statement_needs_of_an_engine(example_settings) -> None:
         "prune_deleted",
         "vector_search",
         "text_search",
+        "failed_objects",
     }
 
 
@@ -347,6 +352,25 @@ def test_failure_summary_groups_by_status(example_settings) -> None:
     tree = parse_one(sql.failure_summary(example_settings()).sql)
     assert [e.alias_or_name for e in tree.expressions] == ["status", "retryable", "result_rows"]
     assert tree.args["group"].sql("bigquery") == "GROUP BY status, retryable"
+
+
+def test_failed_objects_lists_current_failures_of_current_objects_up_to_a_parameter(example_settings) -> None:
+    statement = sql.failed_objects(example_settings(), 20)
+    tree = parse_one(statement.sql)
+    assert [e.alias_or_name for e in tree.expressions] == [
+        "uri", "status", "retryable", "attempts", "last_attempt", "failed_total",
+    ]
+    # The limit is a typed parameter, never text in the SQL; the newest attempts come first.
+    assert tree.args["limit"].sql("bigquery") == "LIMIT @limit"
+    assert {p.name: (p.type, p.value) for p in statement.params}["limit"] == ("INT64", 20)
+    assert tree.args["order"].sql("bigquery") == "ORDER BY last_attempt DESC, l.uri, l.status"
+    # Only the current version of an object still in the object table, and only failed rows.
+    text = statement.sql
+    assert "o.generation = l.generation" in text and "NOT l.superseded" in text and "l.status != ''" in text
+    assert "ml_generate_embedding_result" not in text
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(EmbedError, match="--limit"):
+            sql.failed_objects(example_settings(), bad)
 
 
 def test_compaction_keeps_only_the_newest_write_per_uri(example_settings) -> None:

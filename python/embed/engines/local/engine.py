@@ -16,6 +16,7 @@ set of local folders, re-scanned at the start of each statement that reads it.
 from __future__ import annotations
 
 import itertools
+import shlex
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     import pyarrow
     from sqlglot import exp
 
-__all__ = ["DEFAULT_DB", "LocalEngine"]
+__all__ = ["DEFAULT_DB", "LocalEngine", "database_error"]
 
 DEFAULT_DB = Path("embed-local.duckdb")
 _DML = ("Merge", "Insert", "Update", "Delete")
@@ -105,6 +106,55 @@ def _dotted(table: "exp.Table", default_project: str) -> str:
     return ".".join(parts)
 
 
+# How DuckDB words the failures of the file itself, which no statement can fix.
+_DAMAGED = ("not a valid DuckDB database file", "Corrupt database file", "Could not read enough bytes")
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
+_LOCKED = ("Could not set lock on file", "Conflicting lock")
+
+
+def database_error(db_path: Path, exc: BaseException) -> Optional[EmbedError]:
+    """The EmbedError for a DuckDB (or OS) error about the database file itself, or None for any other error.
+
+    A damaged file, a full disk or another process's lock is for the user to fix; a statement's
+    own failure is not (it stays a StatementError).
+    """
+    said = " ".join(str(exc).split())
+    where = repr(str(db_path))
+    if any(text in said for text in _NO_SPACE):
+        return EmbedError(
+            f"no space left for the embedded database {where} ({said}): free some space on its disk, or pass"
+            " --db FILE on another disk, then run again; the rows already stored are kept.",
+            2,
+        )
+    if any(text in said for text in _DAMAGED):
+        return EmbedError(
+            f"the embedded database {where} is damaged ({said}): restore it from a copy, or move it aside"
+            f" (`mv {shlex.quote(str(db_path))} {shlex.quote(f'{db_path}.damaged')}`) and run again, which embeds"
+            " every image anew.",
+            2,
+        )
+    if any(text in said for text in _LOCKED):
+        return EmbedError(
+            f"the embedded database {where} is in use by another process ({said}): wait for that command to"
+            " finish, or pass another --db.",
+            2,
+        )
+    return None
+
+
+def _connect(db_path: Path) -> "duckdb.DuckDBPyConnection":
+    """Open (or create) the DuckDB file ``db_path``; a file that cannot be opened is an EmbedError."""
+    import duckdb
+
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(db_path))
+    except (duckdb.Error, OSError) as exc:
+        raise database_error(db_path, exc) or EmbedError(
+            f"cannot open the embedded database {str(db_path)!r}: {exc}", 2
+        ) from None
+
+
 class LocalEngine:
     """Runs the kit's statements on a DuckDB file; implements :class:`~embed.engines.base.Engine`."""
 
@@ -123,31 +173,25 @@ class LocalEngine:
         ``warn`` receives, once each, the listing's warnings: files and folders met but not listed,
         with the reason (see :mod:`.objects`).
         """
-        import duckdb
-
         missing = [display_path(p) for p in images if not Path(p).exists()]
         if missing:
             raise EmbedError(f"image folder(s) not found: {', '.join(missing)}. Pass existing folders to --images.", 2)
-        db_path = Path(db_path)
-        try:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
-            self.con: "duckdb.DuckDBPyConnection" = duckdb.connect(str(db_path))
-        except (duckdb.Error, OSError) as exc:
-            raise EmbedError(f"cannot open the embedded database {str(db_path)!r}: {exc}", 2) from None
-        self.db_path = db_path
+        self.db_path = Path(db_path)
+        self.con: "duckdb.DuckDBPyConnection" = _connect(self.db_path)
         self.default_project = default_project
-        self.catalog = Catalog(self.con)
         self._warn = warn
         self.warnings: list[str] = []  # every listing warning so far, in order, each once
         self._warned: set[str] = set()
-        if images:
-            if object_table is None:
-                raise EmbedError("an object table name is needed to register image folders", 2)
-            self._check_not_a_table(str(object_table))
-            roots, notes = canonical_roots(images)
-            self.catalog.put_object_table(str(object_table), roots)
-            for note in notes:
-                self._warning(note)
+        with self._database_errors():
+            self.catalog = Catalog(self.con)
+            if images:
+                if object_table is None:
+                    raise EmbedError("an object table name is needed to register image folders", 2)
+                self._check_not_a_table(str(object_table))
+                roots, notes = canonical_roots(images)
+                self.catalog.put_object_table(str(object_table), roots)
+                for note in notes:
+                    self._warning(note)
         self._load_model = load_model
         self._known_tables: Optional[set[tuple[str, str]]] = None
         self.rows_per_job = ROWS_PER_JOB
@@ -180,6 +224,19 @@ class LocalEngine:
     def close(self) -> None:
         """Close the database."""
         self.con.close()
+
+    @contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """Turn DuckDB's damaged-file and disk-full errors into an EmbedError that says what to do."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.Error as exc:
+            error = database_error(self.db_path, exc)
+            if error is None:
+                raise
+            raise error from None
 
     # --- names ---------------------------------------------------------------------------
 
@@ -258,7 +315,7 @@ class LocalEngine:
         try:
             yield registered
         except duckdb.Error as exc:
-            raise StatementError(str(exc).strip()) from None
+            raise database_error(self.db_path, exc) or StatementError(str(exc).strip()) from None
         finally:
             for name in registered:
                 try:
@@ -350,6 +407,11 @@ class LocalEngine:
 
     def schema(self, table: TableRef) -> tuple[Column, ...] | None:
         """The schema of ``table`` in BigQuery type names, or None when it does not exist."""
+        with self._database_errors():
+            return self._schema(table)
+
+    def _schema(self, table: TableRef) -> tuple[Column, ...] | None:
+        """:meth:`schema`, without the translation of DuckDB's file errors."""
         schema, name = self._duck_name(str(table))
         self._refresh_named(str(table))
         nullable = dict(
@@ -367,7 +429,8 @@ class LocalEngine:
 
     def model_endpoint(self, model: ModelRef) -> str | None:
         """The endpoint of model ``model``, or None when it does not exist."""
-        return self.catalog.model_endpoint(str(model))
+        with self._database_errors():
+            return self.catalog.model_endpoint(str(model))
 
     # --- DuckDB text -----------------------------------------------------------------------
 
