@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO
+from tests.support.plans import TERRAFORM, terraform_message
 from tests.support.venvs import tool_venv
-from tests.terraform.conftest import REPO, TERRAFORM, terraform_message
 
 CHECKOV = "checkov==3.3.30"
 TARGETS = ["root"] + sorted(p.name for p in (REPO / "modules").iterdir() if (p / "main.tf").is_file())
