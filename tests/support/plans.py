@@ -22,6 +22,7 @@ import yaml
 from tests.support import REPO
 
 CASES = REPO / "tests" / "terraform"  # <target>/<case>.tfvars and .yaml, target = root or a module
+EXAMPLE_TFVARS = REPO / "terraform" / "terraform.tfvars.example"
 TERRAFORM = os.environ.get("TERRAFORM", "terraform")
 UNKNOWN = "(known after apply)"
 

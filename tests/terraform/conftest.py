@@ -14,7 +14,7 @@ import pytest
 
 from tests.standin import terraform_env
 from tests.support import REPO
-from tests.support.plans import PlanResult, PlanRunner, use_local_backend
+from tests.support.plans import EXAMPLE_TFVARS, PlanResult, PlanRunner, use_local_backend
 
 
 @pytest.fixture(scope="session")
@@ -43,4 +43,4 @@ def plan_runner(tf_workspace: Path, tf_env: dict[str, str]) -> PlanRunner:
 @pytest.fixture(scope="session")
 def example_plan(plan_runner: PlanRunner) -> PlanResult:
     """The root stack planned with ``terraform/terraform.tfvars.example``, shared by the tests that only read it."""
-    return plan_runner.plan("root", [REPO / "terraform" / "terraform.tfvars.example"])
+    return plan_runner.plan("root", [EXAMPLE_TFVARS])

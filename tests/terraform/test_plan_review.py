@@ -18,13 +18,11 @@ import pytest
 
 from embed.errors import EmbedError
 from embed.planreview import UNKNOWN, load_plan, render_markdown, summarize
-from tests.support import REPO
-from tests.support.plans import PlanResult, module_configs
+from tests.support.plans import EXAMPLE_TFVARS, PlanResult, module_configs
 from tests.support.stack import AI_GRANT, BUCKET, BUCKET_GRANT, CONNECTION, CONNECTION_SA, DATASET, SERVICE, TABLE, WAIT
 from tests.support.state import applied_state
 
 GOOGLE = "registry.terraform.io/hashicorp/google"
-EXAMPLE = REPO / "terraform" / "terraform.tfvars.example"
 ADDRESS = re.compile(
     r"^(?P<module>(?:module\.[\w-]+(?:\[[^\]]*\])?\.)*)(?P<data>data\.)?(?P<type>\w+)\.(?P<name>[\w-]+)"
     r"(?:\[(?P<index>[^\]]*)\])?$"
@@ -561,10 +559,10 @@ def test_review_of_a_new_stack_lists_every_grant_and_no_data_loss(example_plan: 
 
 
 def test_review_flags_a_forced_dataset_replace(example_plan: PlanResult, plan_runner, tmp_path: Path) -> None:
-    state = applied_state(plan_runner, [EXAMPLE], tmp_path / "existing.tfstate", example_plan)
+    state = applied_state(plan_runner, [EXAMPLE_TFVARS], tmp_path / "existing.tfstate", example_plan)
     dataset = _address(example_plan, "google_bigquery_dataset")
     replaced = plan_runner.plan(
-        "root", [EXAMPLE], extra_args=("-refresh=false", f"-state={state}", f"-replace={dataset}")
+        "root", [EXAMPLE_TFVARS], extra_args=("-refresh=false", f"-state={state}", f"-replace={dataset}")
     )
     summary = summarize(replaced.raw)
     assert summary.counts["replace"] == 1
