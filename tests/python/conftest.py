@@ -10,9 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from embed.settings import Settings, load_settings
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_OUTPUTS = REPO / "terraform" / "outputs.example.json"
+from tests.support.outputs import EXAMPLE_OUTPUTS
 
 
 @pytest.fixture
@@ -48,11 +46,6 @@ def example_settings() -> Callable[..., Settings]:
         return load_settings(overrides, outputs_file=EXAMPLE_OUTPUTS, environ={})
 
     return build
-
-
-def wrap(value: object) -> dict[str, Any]:
-    """Wrap an `embed` value in the `terraform output -json` document format."""
-    return {"embed": {"sensitive": False, "type": ["object", {}], "value": value}}
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.python.conftest import EXAMPLE_OUTPUTS, REPO
+from tests.support import REPO
+from tests.support.outputs import EXAMPLE_OUTPUTS
 
 GOLDEN_SQL = Path(__file__).parent / "golden" / "sql_command.txt"
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embed import cli
-from tests.python.conftest import REPO
+from tests.support import REPO
 
 COMMANDS = ["sql", "run", "status", "failures", "validate", "similar", "plan-review", "doctor"]
 

@@ -12,8 +12,8 @@ from embed import cli, engines, sql
 from embed.engines.base import StatementError
 from embed.schema import expected_schema
 from embed.settings import load_settings
-from tests.python.conftest import EXAMPLE_OUTPUTS
 from tests.python.scripted import PERMANENT, RETRYABLE, ScriptedEngine, columns_of, counts, uris, validation_row
+from tests.support.outputs import EXAMPLE_OUTPUTS
 
 SETTINGS = load_settings(outputs_file=EXAMPLE_OUTPUTS, environ={})
 

@@ -14,7 +14,8 @@ from sqlglot import exp
 
 from embed import sql
 from embed.settings import load_settings
-from tests.python.conftest import EXAMPLE_OUTPUTS, REPO
+from tests.support import REPO
+from tests.support.outputs import EXAMPLE_OUTPUTS
 
 GOLDEN = Path(__file__).parent / "golden" / "sql_command.txt"
 UPDATE = os.environ.get("EMBED_UPDATE_GOLDEN") == "1"

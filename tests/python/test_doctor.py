@@ -15,8 +15,8 @@ from urllib3.exceptions import NameResolutionError
 
 from embed import doctor
 from embed.settings import Settings
-from tests.python.conftest import REPO
 from tests.python.google_fake import BQ, FakeGoogle, error_body
+from tests.support import REPO
 
 pytest.importorskip("google.cloud.bigquery")
 from google.auth import exceptions as auth_exceptions  # noqa: E402

@@ -18,8 +18,9 @@ from embed.engines.base import Statement
 from embed.errors import EmbedError
 from embed.schema import OBJECT_TABLE_COLUMNS, expected_schema
 from embed.settings import Settings, load_settings
-from tests.python.conftest import EXAMPLE_OUTPUTS, REPO
 from tests.python.test_sql import VARIANTS, all_rendered
+from tests.support import REPO
+from tests.support.outputs import EXAMPLE_OUTPUTS
 
 Analyzer = Callable[[Settings], Any]
 GOLDEN_SQL_COMMAND = Path(__file__).parent / "golden" / "sql_command.txt"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.python.conftest import REPO
+from tests.support import REPO
 
 try:
     import tomllib

@@ -16,7 +16,8 @@ import pytest
 from embed import outputs
 from embed.errors import EmbedError
 from embed.settings import load_settings
-from tests.python.conftest import EXAMPLE_OUTPUTS, REPO
+from tests.support import REPO
+from tests.support.outputs import EXAMPLE_OUTPUTS
 
 EXAMPLE = EXAMPLE_OUTPUTS.read_text(encoding="utf-8")
 VALUE = json.loads(EXAMPLE)["embed"]["value"]

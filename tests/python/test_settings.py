@@ -14,7 +14,8 @@ import pytest
 from embed.errors import EmbedError
 from embed.identifiers import ConnectionRef, ModelRef, TableRef
 from embed.settings import OUTPUT_FIELDS, Settings, load_settings
-from tests.python.conftest import EXAMPLE_OUTPUTS, REPO, wrap
+from tests.support import REPO
+from tests.support.outputs import EXAMPLE_OUTPUTS, wrap
 
 REQUIRED = [f for f in OUTPUT_FIELDS if f != "endpoint"]
 

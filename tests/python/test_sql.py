@@ -137,7 +137,7 @@ def test_every_parameter_a_statement_uses_is_declared_with_its_type(example_sett
 
 def test_domain_scoped_project_parses(write_outputs, example_value) -> None:
     from embed.settings import load_settings
-    from tests.python.conftest import wrap
+    from tests.support.outputs import wrap
 
     p = "example.com:my-project"
     example_value.update(

@@ -4,11 +4,18 @@ The stand-in provider never applies, yet tests need plans against existing
 infrastructure (a forced replace, an in-place update). This turns a plan's
 ``resource_changes`` into a version 4 state file: known values are kept and
 values known only after apply get a placeholder of the schema's type.
+``applied_state`` writes such a state for the root stack, with the values an
+apply would agree on (the connection's id and service account).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.plans import PlanResult, PlanRunner
 
 
 def placeholder(cty_type: Any, name: str) -> Any:
@@ -89,3 +96,36 @@ def state_from_plan(
         "resources": list(resources.values()),
         "check_results": None,
     }
+
+
+# Values only known after apply, as the tests' states hold them.
+CONNECTION_ID = "projects/{project}/locations/{location}/connections/{connection_id}"
+SERVICE_ACCOUNT = placeholder("string", "service_account_id")
+
+
+def _settle(state: dict[str, Any]) -> dict[str, Any]:
+    """Give values only known after apply the ones a real apply would agree on.
+
+    The connection's service account flows into the wait's triggers and every grant's member,
+    and the connection's id into the object table, as they do after an apply.
+    """
+    connections = [i["attributes"] for r in state["resources"] if r["type"] == "google_bigquery_connection"
+                   for i in r["instances"]]
+    for resource in state["resources"]:
+        for instance in resource["instances"]:
+            attributes = instance["attributes"]
+            if resource["type"] == "time_sleep":
+                attributes["triggers"] = {"service_account": SERVICE_ACCOUNT}
+            elif resource["type"].endswith("_iam_member"):
+                attributes["member"] = f"serviceAccount:{SERVICE_ACCOUNT}"
+            elif resource["type"] == "google_bigquery_table" and len(connections) == 1:
+                attributes["external_data_configuration"][0]["connection_id"] = connections[0]["id"]
+    return state
+
+
+def applied_state(runner: PlanRunner, tfvars: list[Path], path: Path, created: PlanResult | None = None) -> Path:
+    """Write to ``path`` a state in which the root stack planned with ``tfvars`` (plan: ``created``) is applied."""
+    created = created or runner.plan("root", tfvars)
+    known = {"google_bigquery_connection": {"id": CONNECTION_ID}}
+    path.write_text(json.dumps(_settle(state_from_plan(created.raw, runner.schemas("root"), known))))
+    return path

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 
-from tests.terraform.conftest import REPO, UNKNOWN
-
-EXAMPLE_TFVARS = REPO / "terraform" / "terraform.tfvars.example"
-EXAMPLE_OUTPUTS = REPO / "terraform" / "outputs.example.json"
+from tests.support.outputs import EXAMPLE_OUTPUTS
+from tests.support.plans import UNKNOWN, PlanResult
 
 
-def test_planned_embed_output_matches_the_committed_example(plan_runner) -> None:
-    planned = plan_runner.plan("root", [EXAMPLE_TFVARS])
+def test_planned_embed_output_matches_the_committed_example(example_plan: PlanResult) -> None:
+    planned = example_plan
     assert list(planned.outputs) == ["embed"], "the root stack must expose exactly one output, embed"
     example = json.loads(EXAMPLE_OUTPUTS.read_text())["embed"]["value"]
     embed = planned.outputs["embed"]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.terraform.conftest import CASES, REPO, check_inventory, load_yaml
+from tests.support import REPO
+from tests.support.plans import CASES, check_inventory, load_yaml
 
 BLOCK = re.compile(r"```hcl\n(.*?)```", re.DOTALL)
 DIRECTIVE = re.compile(r"^\s*#\s*tftest\s+(.*)$", re.MULTILINE)

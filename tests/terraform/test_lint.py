@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO
+from tests.support.plans import EXAMPLE_TFVARS, TERRAFORM, terraform_message
 from tests.support.venvs import tool_venv
-from tests.terraform.conftest import REPO, TERRAFORM, terraform_message
 
 CHECKOV = "checkov==3.3.30"
 TARGETS = ["root"] + sorted(p.name for p in (REPO / "modules").iterdir() if (p / "main.tf").is_file())
@@ -42,7 +43,7 @@ def test_checkov_has_no_failed_check(folder: str, tmp_path: Path) -> None:
     # terraform.tfvars: checkov then evaluates them (and not a developer's own copy).
     for name in ("modules", "terraform"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns(".terraform*", "*.tfvars"))
-    shutil.copy(REPO / "terraform" / "terraform.tfvars.example", tmp_path / "terraform" / "terraform.tfvars")
+    shutil.copy(EXAMPLE_TFVARS, tmp_path / "terraform" / "terraform.tfvars")
     done = subprocess.run(
         [checkov, "--directory", folder, "--framework", "terraform", "--skip-download",
          "--output", "json", "--quiet", "--compact"],

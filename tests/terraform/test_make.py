@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.terraform.conftest import REPO
+from tests.support import REPO
 
 PY = Path(sys.executable)
 

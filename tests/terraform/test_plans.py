@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tftest
 
-from tests.terraform.conftest import CASES, check_inventory, load_yaml, terraform_message, use_local_backend
+from tests.support.plans import CASES, check_inventory, load_yaml, terraform_message, use_local_backend
 
 EXPECT_ERROR = re.compile(r"^#\s*expect-error:\s*(.+?)\s*$", re.MULTILINE)
 

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from embed import planreview
-from tests.terraform.conftest import CASES, PlanResult, applied_state
+from tests.support.plans import CASES, PlanResult
+from tests.support.stack import AI_GRANT, BUCKET, BUCKET_GRANT, CONNECTION, DATASET, TABLE, WAIT
+from tests.support.state import applied_state
 
 BASE = CASES / "root" / "full.tfvars"  # EU, a created bucket, metadata cache on
 URIS = '["gs://my-images-bucket/photos/*"]'
@@ -45,15 +47,6 @@ def replaced(result: PlanResult) -> dict[str, list[list[Any]]]:
         for rc in result.raw["resource_changes"]
         if set(rc["change"]["actions"]) == {"create", "delete"}
     }
-
-
-DATASET = "module.dataset.google_bigquery_dataset.dataset"
-CONNECTION = "module.connection.google_bigquery_connection.connection"
-WAIT = "module.connection.time_sleep.service_account"
-AI_GRANT = 'module.connection.google_project_iam_member.service_account["roles/aiplatform.user"]'
-BUCKET = "module.object-table.google_storage_bucket.bucket[0]"
-BUCKET_GRANT = 'module.object-table.google_storage_bucket_iam_member.object_viewer["my-images-bucket"]'
-TABLE = "module.object-table.google_bigquery_table.table"
 
 
 def test_an_unchanged_stack_plans_no_change(plan_runner, existing: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.terraform.conftest import REPO
+from tests.support import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "terraform-plan.yml"
 SCRIPT = REPO / ".github" / "scripts" / "plan-comment.sh"
