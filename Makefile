@@ -52,7 +52,7 @@ vars:
 	echo "or pass TFVARS=FILE; \`make plan OFFLINE=1\` plans the example offline." >&2; exit 2; }
 
 .DEFAULT_GOAL := help
-.PHONY: help venv vars init plan apply destroy fmt lint test demo clean
+.PHONY: help venv vars init plan apply destroy fmt docs lint test demo clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-9s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,6 +100,9 @@ apply: vars init ## Apply the stack (uses build/plan.tfplan when `make plan` wro
 
 destroy: vars init ## Destroy the stack (the dataset refuses while it holds tables, unless allowed)
 	$(TF) destroy -input=false $(VAR_FILE)
+
+docs: ## Regenerate the variables and outputs tables of the READMEs from the .tf files
+	$(PYTHON) -m tests.support.docs --write
 
 fmt: ## Format the Terraform code
 	$(TERRAFORM) fmt -recursive modules $(TF_DIR)
