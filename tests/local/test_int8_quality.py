@@ -5,8 +5,11 @@ neighbours, each altered copy of a photo still finding its photo first, and the 
 pair still each other's nearest. It runs on photos the calibration never saw (the ones the demo and
 the tests embed), each with eight altered copies saved as JPEGs and embedded through
 ``embed_images``, as a run embeds them. Thresholds sit just under what was measured when int8 was
-made the default (mean cosine 0.9965, min 0.993, top-5 overlap 0.978, same photo first as often
-as fp32); everything quantized, stem included, fails them (mean 0.989, top-5 0.953).
+made the default (mean cosine 0.9967, min 0.993, top-5 overlap 0.978, same photo first as often
+as fp32); everything quantized, stem included, fails them (mean 0.989, top-5 0.953). On an x86
+CPU without VNNI onnxruntime's int8 kernels saturate (see ``saturating_cpu``): there the cosine
+and top-5 thresholds sit just under what was measured on such a CPU (QEMU's Haswell: mean 0.989,
+min 0.978, top-5 0.956; same photo first and the stereo pair as with fp32).
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from PIL import Image, ImageEnhance, ImageOps  # noqa: E402
 
 from embed.engines.local.models import ImageInput  # noqa: E402
 from embed.engines.local.models.efficientnet import onnx_path  # noqa: E402
-from embed.engines.local.models.int8 import CALIBRATION_PHOTOS, EfficientNetLite0Int8, fp32_nodes, int8_path  # noqa: E402
+from embed.engines.local.models.int8 import (  # noqa: E402
+    CALIBRATION_PHOTOS,
+    EfficientNetLite0Int8,
+    fp32_nodes,
+    int8_path,
+    saturating_cpu,
+)
 
 DATA = Path(skimage.__file__).parent / "data"
 HELD_OUT = (
@@ -39,6 +48,8 @@ HELD_OUT = (
     "rocket.jpg",
 )
 STEREO_PAIR = ("motorcycle_left.png", "motorcycle_right.png")
+# Required mean cosine to fp32, lowest cosine, and top-5 neighbour overlap.
+MEAN_COSINE, LOWEST_COSINE, TOP_5 = (0.985, 0.95, 0.94) if saturating_cpu() else (0.99, 0.95, 0.97)
 
 
 def altered_copies(img: Image.Image) -> dict[str, Image.Image]:
@@ -109,14 +120,14 @@ def test_the_gate_runs_on_photos_the_calibration_never_saw(held_out: HeldOut) ->
 
 def test_int8_vectors_stay_close_to_fp32(held_out: HeldOut) -> None:
     cosine = np.sum(held_out.fp32 * held_out.int8, axis=1)
-    assert cosine.mean() > 0.99 and cosine.min() > 0.95, (cosine.mean(), cosine.min())
+    assert cosine.mean() > MEAN_COSINE and cosine.min() > LOWEST_COSINE, (cosine.mean(), cosine.min())
     assert not np.array_equal(held_out.fp32, held_out.int8)  # really two models
 
 
 def test_int8_finds_fp32s_top_5_neighbours(held_out: HeldOut) -> None:
     pairs = zip(top_k(held_out.fp32, 5), top_k(held_out.int8, 5))
     overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in pairs])
-    assert overlap >= 0.97, overlap
+    assert overlap >= TOP_5, overlap
 
 
 def test_altered_copies_find_their_photo_first_as_with_fp32(held_out: HeldOut) -> None:
@@ -131,6 +142,15 @@ def test_the_stereo_pair_stays_mutual_first(held_out: HeldOut) -> None:
     for vectors in (held_out.fp32, held_out.int8):
         nearest = top_k(vectors[originals], 1)[:, 0]
         assert (nearest[left], nearest[right]) == (right, left)
+
+
+def test_cpus_whose_int8_kernels_saturate_are_recognised() -> None:
+    haswell = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma bmi2\n"
+    ice_lake = "flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n"
+    alder_lake = "flags\t\t: fpu avx2 avx_vnni\n"
+    assert saturating_cpu("x86_64", haswell) and saturating_cpu("AMD64", haswell)
+    assert not saturating_cpu("x86_64", ice_lake) and not saturating_cpu("x86_64", alder_lake)
+    assert not saturating_cpu("aarch64", "") and not saturating_cpu("arm64", haswell)
 
 
 # --- the build -----------------------------------------------------------------------------
