@@ -26,7 +26,7 @@ skimage = pytest.importorskip("skimage", reason="scikit-image provides the test 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageEnhance, ImageOps  # noqa: E402
 
-from embed.engines.local.models import ImageInput  # noqa: E402
+from embed.engines.local.models import ImageInput, int8  # noqa: E402
 from embed.engines.local.models.efficientnet import onnx_path  # noqa: E402
 from embed.engines.local.models.int8 import (  # noqa: E402
     CALIBRATION_PHOTOS,
@@ -35,6 +35,7 @@ from embed.engines.local.models.int8 import (  # noqa: E402
     int8_path,
     saturating_cpu,
 )
+from embed.errors import EmbedError  # noqa: E402
 
 DATA = Path(skimage.__file__).parent / "data"
 HELD_OUT = (
@@ -173,3 +174,11 @@ def test_the_build_is_deterministic_and_a_damaged_file_is_built_again(model: Any
     rebuilt = EfficientNetLite0Int8(cache_dir=tmp_path)
     assert rebuilt.path.read_bytes() == model.path.read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([onnx_path(tmp_path).name, rebuilt.path.name])
+
+
+def test_a_missing_calibration_photo_is_a_clear_error(model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copyfile(onnx_path(model.path.parent), onnx_path(tmp_path))
+    monkeypatch.setattr(int8, "CALIBRATION_PHOTOS", ("brick.png", "gone.png"))
+    with pytest.raises(EmbedError, match="gone.png.*--endpoint local/efficientnet-lite0") as raised:
+        EfficientNetLite0Int8(cache_dir=tmp_path)
+    assert raised.value.exit_code == 2 and not int8_path(tmp_path).exists()
