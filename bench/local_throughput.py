@@ -12,9 +12,10 @@ JPEGs in a temporary directory), measures images/s of:
 
 the last three for each local endpoint (``local/efficientnet-lite0-int8``, the default, and
 ``local/efficientnet-lite0``), and prints kit / naive, kit / combined limit and kit / raw forward
-for each. Each rate is the best of REPEATS runs, the endpoints interleaved, so a moment of noise
-from elsewhere on the machine neither decides a ratio nor favours one endpoint; the load average
-is printed before and after (rerun when the machine was busy). Needs the local extra.
+for each. Each rate is the best of REPEATS runs, all runs of a workload interleaved (naive loop,
+decode, each endpoint), so a moment of noise from elsewhere on the machine neither decides a ratio
+nor favours one endpoint. The load average is printed before and after: rerun when the machine
+was busy. Needs the local extra.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -37,7 +39,7 @@ from embed.engines.local.models.images import decode_image  # noqa: E402
 
 NAIVE_IMAGES = 24
 EAGER_BATCH = 32
-REPEATS = 3
+REPEATS = 5
 ROWS = 192  # rows per end-to-end workload: the photos repeated
 LARGE_SIZE = (2000, 1500)
 
@@ -68,88 +70,101 @@ def rows(paths: list[Path], count: int) -> list[ImageInput]:
     return [ImageInput(f"file://{path}#{i}", path, path.stat().st_size, None) for i, path in enumerate(chosen)]
 
 
-def best_rate(count: int, run) -> float:  # type: ignore[no-untyped-def]
-    """Images/s of the fastest of REPEATS calls of ``run`` over ``count`` images."""
-    return best_rates(count, {"": run})[""]
+Run = tuple[int, Callable[[], object]]  # images per call, and the call
 
 
-def best_rates(count: int, runs: dict) -> dict[str, float]:  # type: ignore[type-arg]
-    """Images/s of the fastest of REPEATS calls of each run over ``count`` images, the runs interleaved."""
+def best_rates(runs: dict[str, Run]) -> dict[str, float]:
+    """Images/s of the fastest of REPEATS calls of each run, the runs interleaved."""
     fastest = dict.fromkeys(runs, float("inf"))
     for _ in range(REPEATS):
-        for name, run in runs.items():
+        for name, (_, call) in runs.items():
             start = time.perf_counter()
-            run()
+            call()
             fastest[name] = min(fastest[name], time.perf_counter() - start)
-    return {name: count / seconds for name, seconds in fastest.items()}
+    return {name: runs[name][0] / seconds for name, seconds in fastest.items()}
 
 
-def naive_rate(paths: list[Path], net) -> float:  # type: ignore[no-untyped-def]
+def best_rate(count: int, call: Callable[[], object]) -> float:
+    """Images/s of the fastest of REPEATS calls of ``call`` over ``count`` images."""
+    return best_rates({"": (count, call)})[""]
+
+
+def naive_run(paths: list[Path], net) -> Run:  # type: ignore[no-untyped-def]
     """Open one image, eager torch, one at a time."""
     import torch
 
     chosen = [paths[i % len(paths)] for i in range(NAIVE_IMAGES)]
 
-    def run() -> None:
-        for path in chosen:
-            net(torch.from_numpy(decode_image(path, SIDE)[None]))
+    def call() -> None:
+        with torch.no_grad():
+            for path in chosen:
+                net(torch.from_numpy(decode_image(path, SIDE)[None]))
 
-    with torch.no_grad():
-        net(torch.from_numpy(decode_image(chosen[0], SIDE)[None]))  # warm-up
-        return best_rate(len(chosen), run)
+    return len(chosen), call
 
 
-def eager_batched_rate(net, pixels: np.ndarray) -> float:  # type: ignore[no-untyped-def]
+def eager_batched_run(net, pixels: np.ndarray) -> Run:  # type: ignore[no-untyped-def]
     """Eager torch over batches of EAGER_BATCH pre-decoded images."""
     import torch
 
     batches = [torch.from_numpy(pixels[i : i + EAGER_BATCH]) for i in range(0, 2 * EAGER_BATCH, EAGER_BATCH)]
-    with torch.no_grad():
-        net(batches[0])  # warm-up
-        return best_rate(2 * EAGER_BATCH, lambda: [net(batch) for batch in batches])
+
+    def call() -> None:
+        with torch.no_grad():
+            for batch in batches:
+                net(batch)
+
+    return 2 * EAGER_BATCH, call
 
 
-def forward_run(model, pixels: np.ndarray):  # type: ignore[no-untyped-def]
-    """onnxruntime alone, over the model's batches of pre-decoded pixels (warmed up)."""
+def forward_run(model, pixels: np.ndarray) -> Run:  # type: ignore[no-untyped-def]
+    """onnxruntime alone, over the model's batches of pre-decoded pixels."""
     size = model.batch_size
-    model.forward(pixels[:size])  # warm-up
-    return lambda: [model.forward(pixels[i : i + size]) for i in range(0, len(pixels), size)]
+    return len(pixels), lambda: [model.forward(pixels[i : i + size]) for i in range(0, len(pixels), size)]
 
 
 def forward_rate(model, pixels: np.ndarray) -> float:  # type: ignore[no-untyped-def]
     """onnxruntime alone, over the model's batches of pre-decoded pixels."""
-    return best_rate(len(pixels), forward_run(model, pixels))
+    return best_rate(*forward_run(model, pixels))
+
+
+def decode_run(items: list[ImageInput], pool: ThreadPoolExecutor) -> Run:
+    """Decode + resize alone, on ``pool`` (the kit's number of threads)."""
+    return len(items), lambda: list(pool.map(lambda item: decode_image(item.path, SIDE), items))
 
 
 def decode_rate(items: list[ImageInput], workers: int) -> tuple[float, np.ndarray]:
     """Decode + resize alone on the kit's number of threads; also returns the decoded pixels."""
-    decoded: list[np.ndarray] = []
     with ThreadPoolExecutor(workers) as pool:
-
-        def run() -> None:
-            decoded[:] = pool.map(lambda item: decode_image(item.path, SIDE), items)
-
-        return best_rate(len(items), run), np.stack(decoded)
+        count, call = decode_run(items, pool)
+        return best_rate(count, call), np.stack(call())
 
 
-def kit_run(model, items: list[ImageInput]):  # type: ignore[no-untyped-def]
-    """``embed_images`` end to end (warmed up; every row must embed)."""
-    failed = [o.status for o in model.embed_images(items[:32]) if o.status]  # warm-up
+def kit_run(model, items: list[ImageInput]) -> Run:  # type: ignore[no-untyped-def]
+    """``embed_images`` end to end; every row must embed."""
+    failed = [o.status for o in model.embed_images(items[:32]) if o.status]
     if failed:
         sys.exit(f"{len(failed)} rows failed, e.g. {failed[0]}")
-    return lambda: model.embed_images(items)
+    return len(items), lambda: model.embed_images(items)
 
 
 def measure(name: str, paths: list[Path], models: list, net) -> None:  # type: ignore[no-untyped-def,type-arg]
-    """Print every rate and ratio for one workload, each endpoint beside the others."""
+    """Print every rate and ratio for one workload, each endpoint beside the others, all runs interleaved."""
     items = rows(paths, ROWS)
-    naive = naive_rate(paths, net)
-    decode, pixels = decode_rate(items, models[0].threads)
-    eager = eager_batched_rate(net, pixels)
-    forward = best_rates(len(pixels), {m.endpoint: forward_run(m, pixels) for m in models})
-    kit = best_rates(len(items), {m.endpoint: kit_run(m, items) for m in models})
+    with ThreadPoolExecutor(models[0].threads) as pool:
+        pixels = np.stack(decode_run(items, pool)[1]())
+        runs = {"naive": naive_run(paths, net), "eager": eager_batched_run(net, pixels), "decode": decode_run(items, pool)}
+        for model in models:
+            runs[f"forward {model.endpoint}"] = forward_run(model, pixels)
+            runs[f"kit {model.endpoint}"] = kit_run(model, items)
+        for _, call in runs.values():
+            call()  # warm-up
+        rate = best_rates(runs)
+    naive, decode, eager = rate["naive"], rate["decode"], rate["eager"]
+    forward = {m.endpoint: rate[f"forward {m.endpoint}"] for m in models}
+    kit = {m.endpoint: rate[f"kit {m.endpoint}"] for m in models}
     limit = {e: 1.0 / (1.0 / decode + 1.0 / forward[e]) for e in forward}
-    print(f"\n{name}: {len(paths)} files, {ROWS} rows, {models[0].threads} threads")
+    print(f"\n{name}: {len(paths)} files, {ROWS} rows, {models[0].threads} threads, best of {REPEATS}")
     print(f"  naive loop (open, eager torch, one at a time) {naive:8.1f} img/s")
     print(f"  eager torch, batch {EAGER_BATCH}, pre-decoded          {eager:8.1f} img/s")
     print(f"  decode + resize only                          {decode:8.1f} img/s")
