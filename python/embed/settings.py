@@ -52,7 +52,7 @@ LOCAL_OUTPUTS: dict[str, str] = {
     "object_table": "local.embed.images",
     "model": "local.embed.embedding_model",
     "results_table": "local.embed.image_embeddings",
-    "endpoint": "local/efficientnet-lite0",
+    "endpoint": "local/efficientnet-lite0-int8",
 }
 
 

@@ -106,10 +106,23 @@ def test_another_dimension_is_refused_before_any_model_call(ran) -> None:
         "--json", cwd=work,
     )
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-    assert "row(s) of local/efficientnet-lite0 (1280-d)" in done.stderr and "(512-d)" in done.stderr
+    assert "row(s) of local/efficientnet-lite0-int8 (1280-d)" in done.stderr and "(512-d)" in done.stderr
     assert "--results-table" in done.stderr and "--re-embed" in done.stderr
     status = embed("status", "--engine", "local", "--db", "embed.duckdb", "--json", cwd=work)
     assert json.loads(status.stdout)["counts"]["embedded"] == len(PHOTOS)
+
+
+def test_another_endpoint_is_refused_before_any_model_call(ran) -> None:
+    """int8 and fp32 vectors are two embedding spaces: switching endpoint needs another table or --re-embed."""
+    work, _ = ran
+    args = ("run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--json")
+    done = embed(*args, "--endpoint", "local/efficientnet-lite0", cwd=work)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert "row(s) of local/efficientnet-lite0-int8 (1280-d)" in done.stderr
+    assert "local/efficientnet-lite0 (1280-d)" in done.stderr and "--re-embed" in done.stderr
+    other = embed(*args, "--endpoint", "local/efficientnet-lite0", "--results-table", "local.embed.fp32", cwd=work)
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["counts"]["embedded"] == len(PHOTOS)
 
 
 def test_similar_takes_names_sql_would_need_quoted(tmp_path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from embed import sql
 from embed.engines.base import Statement, StatementError
 from embed.engines.local.engine import LocalEngine
+from embed.engines.local.models import DEFAULT_ENDPOINT
 from embed.engines.local.models.faults import FaultInjector
 from embed.engines.local.objects import generation_of, uri_of
 from embed.pipeline import validate_results
@@ -62,7 +63,7 @@ def test_full_run_embeds_every_photo_and_keeps_every_bad_file(first) -> None:
         assert row["ml_generate_embedding_status"] == ""
         assert len(row["ml_generate_embedding_result"]) == 1280
         assert row["attempts"] == 1 and row["content_type"].startswith("image/")
-        assert (row["embedding_endpoint"], row["embedding_dimension"]) == ("local/efficientnet-lite0", 1280)
+        assert (row["embedding_endpoint"], row["embedding_dimension"]) == (DEFAULT_ENDPOINT, 1280)
         assert row["run_id"] == report.run_id
     assert report.images_per_second is not None and report.images_per_second > 0
     assert report.validation.scope == f"the {len(PHOTOS) + len(BAD)} row(s) this run wrote"

@@ -1,7 +1,8 @@
 """The local model layer with the real EfficientNet-Lite0 on real photos, offline.
 
-The ONNX export runs once per test session, from scratch, into a temporary model cache (as on a CI
-machine with an empty cache).
+``model`` is the default endpoint's (int8) and ``fp32_model`` the fp32 one, both built once per test
+session from scratch into a temporary model cache (tests/local/conftest.py). The int8 model's
+quality against fp32 is gated in test_int8_quality.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image  # noqa: E402
 
 from embed.engines.local import models  # noqa: E402
 from embed.engines.local.models import (  # noqa: E402
+    DEFAULT_ENDPOINT,
     ENDPOINTS,
     ImageInput,
     endpoint_dimension,
@@ -31,24 +33,14 @@ from embed.engines.local.models import (  # noqa: E402
 )
 from embed.engines.local.models.efficientnet import SIDE, EfficientNetLite0, onnx_path, torch_feature_net  # noqa: E402
 from embed.engines.local.models.faults import FAULTS_ENV  # noqa: E402
+from embed.engines.local.models.int8 import EfficientNetLite0Int8, int8_path  # noqa: E402
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, ImageRejected, decode_image  # noqa: E402
 from embed.errors import EmbedError  # noqa: E402
+from embed.settings import LOCAL_OUTPUTS  # noqa: E402
 from embed.sql import RETRYABLE_PREFIX  # noqa: E402
 
 DATA = Path(skimage.__file__).parent / "data"
 PHOTOS = ("astronaut.png", "chelsea.png", "camera.png", "motorcycle_left.png", "motorcycle_right.png")
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty model cache for this session."""
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.fixture(scope="session")
-def model(model_cache: Path) -> EfficientNetLite0:
-    """The real model, exported into the session's cache."""
-    return EfficientNetLite0(cache_dir=model_cache)
 
 
 @pytest.fixture(autouse=True)
@@ -71,14 +63,24 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 # --- real features -------------------------------------------------------------------------
 
 
-def test_real_photos_get_finite_1280_d_embeddings(model: EfficientNetLite0) -> None:
+@pytest.mark.parametrize("name", ["model", "fp32_model"])
+def test_real_photos_get_finite_1280_d_embeddings(name: str, request: pytest.FixtureRequest) -> None:
+    model = request.getfixturevalue(name)
     outcomes = model.embed_images(photo_rows())
     assert [o.status for o in outcomes] == [""] * len(PHOTOS)
     vectors = np.array([o.embedding for o in outcomes])
     assert vectors.shape == (len(PHOTOS), 1280) == (len(PHOTOS), model.dimension)
     assert np.isfinite(vectors).all()
     assert (np.linalg.norm(vectors, axis=1) > 0).all()
-    assert model.path.stat().st_size > 10_000_000  # the 13 MB export, not a stub
+
+
+def test_the_default_endpoint_is_int8_and_fp32_stays_available(model: EfficientNetLite0, fp32_model: EfficientNetLite0) -> None:
+    assert DEFAULT_ENDPOINT == LOCAL_OUTPUTS["endpoint"] == model.endpoint == "local/efficientnet-lite0-int8"
+    assert fp32_model.endpoint == "local/efficientnet-lite0" and fp32_model.endpoint in ENDPOINTS
+    assert (model.batch_size, fp32_model.batch_size) == (8, 4)
+    assert model.path == int8_path(model.path.parent) and fp32_model.path == onnx_path(model.path.parent)
+    assert fp32_model.path.stat().st_size > 10_000_000  # the 13 MB export, not a stub
+    assert 2_000_000 < model.path.stat().st_size < 6_000_000  # int8 weights: a quarter of that
 
 
 def test_embeddings_are_deterministic(model: EfficientNetLite0) -> None:
@@ -94,24 +96,24 @@ def test_two_views_of_a_scene_are_nearest_neighbours(model: EfficientNetLite0) -
     assert pair > max(others)
 
 
-def test_onnx_features_match_eager_torch(model: EfficientNetLite0) -> None:
+def test_onnx_features_match_eager_torch(fp32_model: EfficientNetLite0) -> None:
     import torch
 
     pixels = np.stack([decode_image(DATA / name, SIDE) for name in PHOTOS])
     with torch.no_grad():
         eager = torch_feature_net()(torch.from_numpy(pixels.copy())).numpy()
-    exported = model.forward(pixels)
+    exported = fp32_model.forward(pixels)
     for a, b in zip(eager, exported):
         assert cosine(a, b) > 0.999
 
 
 def test_torch_is_not_imported_at_inference_once_exported(model: EfficientNetLite0, model_cache: Path) -> None:
-    assert onnx_path(model_cache).exists()
+    assert int8_path(model_cache).exists()
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from embed.engines.local.models import ImageInput, load_model\n"
-        "m = load_model('local/efficientnet-lite0')\n"
+        "from embed.engines.local.models import DEFAULT_ENDPOINT, ImageInput, load_model\n"
+        "m = load_model(DEFAULT_ENDPOINT)\n"
         f"p = Path({str(DATA / 'astronaut.png')!r})\n"
         "o = m.embed_images([ImageInput('file://' + str(p), p, p.stat().st_size, 'image/png')])[0]\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'status': o.status, 'length': len(o.embedding or [])}))\n"
@@ -222,18 +224,19 @@ def test_unknown_endpoints_are_refused_listing_the_local_ones() -> None:
         with pytest.raises(EmbedError) as raised:
             load_model(endpoint)
         assert raised.value.exit_code == 2
-        assert "local/efficientnet-lite0" in str(raised.value)
+        assert "local/efficientnet-lite0-int8, local/efficientnet-lite0" in str(raised.value)
         with pytest.raises(EmbedError):
             endpoint_dimension(endpoint)
-    assert ENDPOINTS == ("local/efficientnet-lite0",)
-    assert endpoint_dimension("local/efficientnet-lite0") == 1280
+    assert ENDPOINTS == ("local/efficientnet-lite0-int8", "local/efficientnet-lite0")
+    assert [endpoint_dimension(endpoint) for endpoint in ENDPOINTS] == [1280, 1280]
 
 
-def test_the_model_loads_once_per_process(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_model_loads_once_per_process(model: EfficientNetLite0, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMBED_MODEL_CACHE", str(model_cache))
-    first = load_model("local/efficientnet-lite0")
-    assert load_model("local/efficientnet-lite0") is first
-    assert first.endpoint == "local/efficientnet-lite0" and first.dimension == 1280
+    for endpoint, kind in zip(ENDPOINTS, (EfficientNetLite0Int8, EfficientNetLite0)):
+        first = load_model(endpoint)
+        assert load_model(endpoint) is first and type(first) is kind
+        assert first.endpoint == endpoint and first.dimension == 1280
 
 
 @pytest.mark.parametrize("requested", [256, 512, 1408, 0, -1, 1280.0, True])

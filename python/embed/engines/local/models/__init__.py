@@ -1,15 +1,14 @@
 """Local image models that evaluate ML.GENERATE_EMBEDDING for the embedded engine.
 
-An endpoint name says plainly that it is local (``local/efficientnet-lite0``) and has its own
-dimension: local vectors are never presented as multimodalembedding@001 vectors. Models load once
+An endpoint name says plainly that it is local and what it runs, and has its own dimension: local
+vectors are never presented as multimodalembedding@001 vectors. ``local/efficientnet-lite0-int8``
+(the default) and ``local/efficientnet-lite0`` (fp32) are the same network; int8 is about twice as
+fast and its vectors are close to fp32's but not equal, so they are two endpoints. Models load once
 per process (:func:`load_model`). Inputs Vertex AI would refuse get a non-retryable row status
 (:func:`rejection_status` and the statuses in :mod:`.images`), never an exception.
 
-Testing knob, for tests and demos only: ``EMBED_LOCAL_FAULTS=retryable:0.3,seed:7`` makes about
-that fraction of rows come back with the retryable status ``A retryable error occurred:
-RESOURCE_EXHAUSTED error from remote service/endpoint.`` Decisions are seeded and deterministic
-per (seed, uri, attempt), so each retry has fresh odds and the retry loop converges; see
-:mod:`.faults`. ``EMBED_MODEL_CACHE`` moves the exported-model cache (default
+The engine, not the model, applies the testing knob ``EMBED_LOCAL_FAULTS`` (:mod:`.faults`): rows
+it fails never reach a model. ``EMBED_MODEL_CACHE`` moves the exported-model cache (default
 ``~/.cache/embed-kit/models``).
 
 More endpoints go in ``_REGISTRY``: a name, its dimension, and the ``module:class`` that loads
@@ -81,10 +80,13 @@ class _Endpoint:
 # A CLIP endpoint (text and image in one space, e.g. "local/open-clip-vit-b-32") belongs here once
 # open_clip_torch installs beside torch==2.13.0 without pulling another torch; today it does not.
 _REGISTRY: dict[str, _Endpoint] = {
+    "local/efficientnet-lite0-int8": _Endpoint(1280, "embed.engines.local.models.int8:EfficientNetLite0Int8"),
     "local/efficientnet-lite0": _Endpoint(1280, "embed.engines.local.models.efficientnet:EfficientNetLite0"),
 }
 ENDPOINTS: tuple[str, ...] = tuple(_REGISTRY)
-DEFAULT_ENDPOINT = "local/efficientnet-lite0"
+# int8 by default: about twice fp32's speed, with the same nearest neighbours (tests/local/test_int8_quality.py).
+# Its vectors are close to fp32's, not equal, hence its own name: a results table holds one of the two.
+DEFAULT_ENDPOINT = "local/efficientnet-lite0-int8"
 
 _loaded: dict[str, LocalModel] = {}
 _lock = threading.Lock()

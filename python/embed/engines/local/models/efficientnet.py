@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from embed.engines.local.models.batches import Failed, run_batches
 from embed.engines.local.models.images import ImageRejected, decode_image
@@ -38,6 +38,7 @@ __all__ = [
     "SIDE",
     "EfficientNetLite0",
     "ModelStats",
+    "atomic_output",
     "export_onnx",
     "model_cache_dir",
     "onnx_path",
@@ -104,11 +105,13 @@ def torch_feature_net() -> Any:
     return EfficientNetLite0Features(network).eval()
 
 
-def export_onnx(path: Path) -> Path:
-    """Export the feature extractor to ``path`` with torch (legacy exporter), atomically; returns path."""
-    net = torch_feature_net()
-    import torch
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` to write; renamed over ``path`` when the block succeeds.
 
+    Processes sharing a model cache never see a half-written model: each writes its own temporary
+    file, and the rename is atomic. On failure the temporary file is removed.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
@@ -119,24 +122,32 @@ def export_onnx(path: Path) -> Path:
         ) from None
     os.close(handle)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on constant folding
-            torch.onnx.export(
-                net,
-                (torch.zeros(1, SIDE, SIDE, 3, dtype=torch.uint8),),
-                temporary,
-                dynamo=False,
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                opset_version=_OPSET,
-                do_constant_folding=True,
-            )
+        yield temporary
         os.chmod(temporary, 0o644)  # mkstemp makes it private; the cache holds nothing secret
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def export_onnx(path: Path) -> Path:
+    """Export the feature extractor to ``path`` with torch (legacy exporter), atomically; returns path."""
+    net = torch_feature_net()
+    import torch
+
+    with atomic_output(path) as temporary, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on constant folding
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, SIDE, SIDE, 3, dtype=torch.uint8),),
+            temporary,
+            dynamo=False,
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=_OPSET,
+            do_constant_folding=True,
+        )
     return path
 
 
@@ -155,30 +166,43 @@ class ModelStats:
 
 
 class EfficientNetLite0:
-    """EfficientNet-Lite0 features through onnxruntime; exports the ONNX file on first use."""
+    """EfficientNet-Lite0 features (fp32) through onnxruntime; exports the ONNX file on first use."""
 
     endpoint = ENDPOINT
     dimension = DIMENSION
+    default_batch_size = BATCH_SIZE
 
-    def __init__(self, cache_dir: Path | None = None, threads: int | None = None, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self, cache_dir: Path | None = None, threads: int | None = None, batch_size: int | None = None
+    ) -> None:
+        self.cache_dir = cache_dir
         self.threads = threads or os.cpu_count() or 1
-        self.batch_size = batch_size
-        self.path = onnx_path(cache_dir)
+        self.batch_size = batch_size or self.default_batch_size
+        self.path = self.model_path(cache_dir)
         self.stats = ModelStats()
         try:
             import onnxruntime
         except ImportError:
             raise EmbedError(f"The local model needs onnxruntime, which is not installed; {_INSTALL_HINT}.") from None
         if not self.path.exists():
-            export_onnx(self.path)
+            self.build()
         from onnxruntime.capi import onnxruntime_pybind11_state as state
 
         try:
             self._session = self._open_session(onnxruntime)
         except (state.InvalidProtobuf, state.InvalidGraph, state.Fail, state.NoSuchFile):
-            # A damaged cache file: export it again.
-            export_onnx(self.path)
+            # A damaged cache file: make it again.
+            self.build()
             self._session = self._open_session(onnxruntime)
+
+    @staticmethod
+    def model_path(cache_dir: Path | None = None) -> Path:
+        """The cache file this model runs."""
+        return onnx_path(cache_dir)
+
+    def build(self) -> None:
+        """Write the model file (``self.path``) into the cache."""
+        export_onnx(self.path)
 
     def _open_session(self, ort: Any) -> Any:
         options = ort.SessionOptions()
