@@ -6,6 +6,8 @@ Everything from the `zetasql` package is imported inside functions, so importing
 
 from __future__ import annotations
 
+import atexit
+
 import contextlib
 import hashlib
 import os
@@ -265,6 +267,7 @@ def instance() -> Runtime:
     if _RUNTIME is None:
         require()
         _RUNTIME = Runtime()
+        atexit.register(_release)
     return _RUNTIME
 
 
@@ -272,6 +275,14 @@ def reset() -> None:
     """Forget the process's GoogleSQL; the next use starts another instance."""
     global _RUNTIME
     _RUNTIME = None
+
+
+def _release() -> None:
+    """Free the instance at exit while wasmtime can still free it (later, its own functions are gone)."""
+    import gc
+
+    reset()
+    gc.collect()
 
 
 def _language_options() -> Any:
