@@ -329,14 +329,15 @@ def run_command(
         ),
     ] = False,
     iam_wait: Annotated[
-        float,
+        Optional[float],
         typer.Option(
             "--iam-wait",
-            help="Seconds to keep retrying while an IAM grant propagates.",
+            help="Seconds to keep retrying while an IAM grant propagates (default: 600).",
+            show_default=False,
             rich_help_panel=TUNING_PANEL,
             metavar="SECONDS",
         ),
-    ] = 600.0,
+    ] = None,
     retry_delay: Annotated[
         Optional[float],
         typer.Option(
@@ -369,14 +370,13 @@ def run_command(
     """Embed new or changed objects, retry failures, validate."""
     from contextlib import redirect_stdout
 
-    from embed.pipeline import DEFAULT_RETRY_DELAY, Pipeline, new_run_id
+    from embed.pipeline import Pipeline, new_run_id
     from embed.summary import RunProgress, run_table, status_table, validation_table
 
     settings = flags.load(engine_name)
     console = _console(stderr=True)
     progress = RunProgress(console)
     run_id = new_run_id()
-    local = engine_name == EngineName.local
     engine = engines.open_engine(
         engine_name.value,
         settings,
@@ -393,12 +393,9 @@ def run_command(
         run_id=run_id,
         progress=progress,
         iam_wait=iam_wait,
-        retry_delay=retry_delay if retry_delay is not None else (
-            engines.LOCAL_RETRY_DELAY if local else DEFAULT_RETRY_DELAY
-        ),
+        retry_delay=retry_delay,
         re_embed=re_embed,
         prune_deleted=prune_deleted,
-        billing=engines.LOCAL_BILLING if local else "reported by BigQuery",
     )
     if not json_output:
         console.print(f"run {run_id}", highlight=False)
@@ -454,7 +451,7 @@ def status_command(
             {
                 "results_table_exists": True,
                 "counts": counts.to_dict(),
-                "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in failures],
+                "failures": [f.to_dict() for f in failures],
             }
         )
     else:

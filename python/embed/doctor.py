@@ -16,6 +16,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
+from embed.errors import FIX_CREDENTIALS, FIX_NETWORK
+
 if TYPE_CHECKING:
     import requests
 
@@ -73,9 +75,6 @@ QUOTA_PERMISSION = "serviceusage.services.use"
 QUOTA_ROLE = "roles/serviceusage.serviceUsageConsumer"
 AI_USER_ROLE = "roles/aiplatform.user"
 DEFAULT_TIMEOUT = 15.0  # seconds per request
-_NO_CREDENTIALS_FIX = (
-    "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
-)
 
 
 @dataclass(frozen=True)
@@ -115,11 +114,11 @@ class _Google:
         try:
             response = self.session.request(method, url, json=body, timeout=self.timeout)
         except auth.RefreshError as exc:
-            raise _Stop(f"Google refused the credentials: {exc}", _NO_CREDENTIALS_FIX) from None
+            raise _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS) from None
         except (requests.exceptions.RequestException, auth.TransportError) as exc:
             raise _Stop(
                 f"cannot reach {host}: {type(exc).__name__}: {exc}",
-                "check the network connection, proxy settings (HTTPS_PROXY) and firewall, then run doctor again",
+                f"{FIX_NETWORK}, then run doctor again",
             ) from None
         try:
             data = response.json()
@@ -167,7 +166,7 @@ def _credentials(credentials: Any) -> tuple[Any, CheckResult]:
             # The library's own message only adds detail when GOOGLE_APPLICATION_CREDENTIALS is wrong.
             reason = f" ({exc})" if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else ""
             return None, CheckResult(
-                "credentials", False, problem=f"no Google Cloud credentials found{reason}", fix=_NO_CREDENTIALS_FIX
+                "credentials", False, problem=f"no Google Cloud credentials found{reason}", fix=FIX_CREDENTIALS
             )
     who = getattr(credentials, "service_account_email", None) or getattr(credentials, "account", None)
     kind = type(credentials).__module__.split(".")[-1] + "." + type(credentials).__name__
@@ -193,11 +192,11 @@ def _refresh(credentials: Any) -> None:
     try:
         credentials.refresh(Request())
     except auth.RefreshError as exc:
-        raise _Stop(f"Google refused the credentials: {exc}", _NO_CREDENTIALS_FIX) from None
+        raise _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS) from None
     except auth.TransportError as exc:
         raise _Stop(
             f"cannot reach Google's token service to use the credentials: {exc}",
-            "check the network connection, proxy settings (HTTPS_PROXY) and firewall, then run doctor again",
+            f"{FIX_NETWORK}, then run doctor again",
         ) from None
 
 
@@ -369,7 +368,7 @@ def _locations(session: "requests.Session", credentials: Any, settings: "Setting
             name, False, problem=f"dataset {dataset} does not exist", fix="run `make apply` to create it"
         )
     except core.RetryError as exc:
-        raise _Stop(f"cannot reach BigQuery: {exc.cause or exc}", "check the network connection and proxy") from None
+        raise _Stop(f"cannot reach BigQuery: {exc.cause or exc}", f"{FIX_NETWORK}, then run doctor again") from None
     except core.GoogleAPICallError as exc:
         return CheckResult(
             name,
@@ -378,9 +377,9 @@ def _locations(session: "requests.Session", credentials: Any, settings: "Setting
             fix="grant the caller roles/bigquery.metadataViewer (or dataViewer) on the dataset",
         )
     except auth.RefreshError as exc:
-        raise _Stop(f"Google refused the credentials: {exc}", _NO_CREDENTIALS_FIX) from None
+        raise _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS) from None
     except (requests.exceptions.RequestException, auth.TransportError) as exc:
-        raise _Stop(f"cannot reach BigQuery: {exc}", "check the network connection and proxy") from None
+        raise _Stop(f"cannot reach BigQuery: {exc}", f"{FIX_NETWORK}, then run doctor again") from None
     places = {
         "dataset": str(found.location or "?"),
         "settings": settings.location,

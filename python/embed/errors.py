@@ -1,4 +1,15 @@
-"""The one exception type for problems a user can fix."""
+"""The one exception type for problems a user can fix, and the fixes several places give."""
+
+__all__ = ["CONFIG", "VALIDATION", "FIX_CREDENTIALS", "FIX_NETWORK", "EmbedError"]
+
+CONFIG = 2  # exit code: a usage or configuration problem
+VALIDATION = 1  # exit code: the results failed validation
+# What to do when Google Cloud finds no credentials or refuses them.
+FIX_CREDENTIALS = (
+    "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
+)
+# What to do when Google's endpoints cannot be reached at all.
+FIX_NETWORK = "check the network connection, proxy settings (HTTPS_PROXY) and firewall"
 
 
 class EmbedError(Exception):
@@ -8,6 +19,6 @@ class EmbedError(Exception):
     validation. The CLI prints the message without a traceback.
     """
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str, exit_code: int = CONFIG) -> None:
         super().__init__(message)
         self.exit_code = exit_code

@@ -106,9 +106,15 @@ def check_endpoint(value: object, field: str = "endpoint") -> str:
     text = _text(field, value)
     if not _ok(_ENDPOINT, text):
         raise _refuse(
-            field, value, "model endpoint", "'multimodalembedding@001' (or 'local/efficientnet-lite0' for --engine local)"
+            field, value, "model endpoint", "'multimodalembedding@001' (or 'local/efficientnet-lite0-int8' for --engine local)"
         )
     return text
+
+
+def endpoint_name(endpoint: str) -> str:
+    """The model an endpoint names: the last segment of a full Vertex AI URL; ``local/…`` and plain names as given."""
+    text = endpoint.strip().rstrip("/")
+    return text if text.startswith("local/") else text.rsplit("/", 1)[-1]
 
 
 def check_service_account(value: object, field: str = "connection_service_account") -> str:

@@ -29,13 +29,13 @@ from typing import Any, Callable, Optional, Sequence
 from embed import sql
 from embed.engines.base import Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError
+from embed.identifiers import endpoint_name
 from embed.schema import ExpectedSchema, dimension_for, expected_schema
 from embed.settings import MAX_BATCH_SIZE, Settings
-from embed.validate import StatusCount, ValidationReport, check_columns, validate
+from embed.validate import FailureGroup, ValidationReport, check_columns, validate
 
 __all__ = [
     "DEFAULT_IAM_WAIT",
-    "DEFAULT_RETRY_DELAY",
     "FIXED_COST_SHARE",
     "MIN_BILLED_BYTES",
     "DryRunCheck",
@@ -43,7 +43,7 @@ __all__ = [
     "PipelineEvent",
     "RunReport",
     "StatementRun",
-    "StatusCounts",
+    "ObjectCounts",
     "auto_batch_size",
     "new_run_id",
     "read_failures",
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 DEFAULT_IAM_WAIT = 600.0  # seconds; IAM grants usually propagate in 2 minutes, sometimes 7 or more
-DEFAULT_RETRY_DELAY = 15.0  # seconds before the first retry round; doubled each round
 _IAM_FIRST_DELAY = 10.0
 _IAM_MAX_DELAY = 60.0
 _RETRY_MAX_DELAY = 300.0
@@ -76,7 +75,7 @@ class PipelineEvent:
 
 
 @dataclass(frozen=True)
-class StatusCounts:
+class ObjectCounts:
     """Objects of the object table by the state of their current version's embedding, and stale rows."""
 
     objects: int = 0
@@ -127,15 +126,15 @@ class RunReport:
     retried_objects: int = 0
     compacted_rows: int = 0
     pruned_rows: int = 0
-    counts: StatusCounts = field(default_factory=StatusCounts)
-    failures: tuple[StatusCount, ...] = ()
+    counts: ObjectCounts = field(default_factory=ObjectCounts)
+    failures: tuple[FailureGroup, ...] = ()
     elapsed: float = 0.0
     embedding_seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
     statements: list[StatementRun] = field(default_factory=list)
     validation: Optional[ValidationReport] = None
     dry_run: Optional[tuple[DryRunCheck, ...]] = None
-    billing: str = "reported by BigQuery"
+    billing: str = ""
 
     @property
     def embedded(self) -> int:
@@ -198,7 +197,7 @@ class RunReport:
             "embedding_seconds": round(self.embedding_seconds, 3),
             "images_per_second": None if self.images_per_second is None else round(self.images_per_second, 1),
             "counts": self.counts.to_dict(),
-            "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in self.failures],
+            "failures": [f.to_dict() for f in self.failures],
             "validation": self.validation.to_dict() if self.validation is not None else None,
             "jobs": [
                 {"name": s.name, "job_id": s.job_id, "bytes_billed": s.bytes_billed, "model_rows": s.model_rows}
@@ -250,13 +249,13 @@ def _first_row(result: QueryResult) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
-def _counts(result: QueryResult) -> StatusCounts:
+def _counts(result: QueryResult) -> ObjectCounts:
     """The row of sql.status_counts."""
     row = _first_row(result)
-    return StatusCounts(**{name: int(row.get(name) or 0) for name in StatusCounts.__dataclass_fields__})
+    return ObjectCounts(**{name: int(row.get(name) or 0) for name in ObjectCounts.__dataclass_fields__})
 
 
-def read_status_counts(engine: Engine, settings: Settings) -> StatusCounts:
+def read_status_counts(engine: Engine, settings: Settings) -> ObjectCounts:
     """Counts of embedded, failed, pending and deleted objects (runs sql.status_counts)."""
     try:
         return _counts(engine.execute(sql.status_counts(settings)))
@@ -264,12 +263,12 @@ def read_status_counts(engine: Engine, settings: Settings) -> StatusCounts:
         raise _refused("status_counts", exc) from None
 
 
-def _failures(result: QueryResult) -> tuple[StatusCount, ...]:
+def _failures(result: QueryResult) -> tuple[FailureGroup, ...]:
     """The rows of sql.failure_summary."""
-    return tuple(StatusCount(str(r["status"]), bool(r["retryable"]), int(r["result_rows"] or 0)) for r in result.records())
+    return tuple(FailureGroup(str(r["status"]), bool(r["retryable"]), int(r["result_rows"] or 0)) for r in result.records())
 
 
-def read_failures(engine: Engine, settings: Settings) -> tuple[StatusCount, ...]:
+def read_failures(engine: Engine, settings: Settings) -> tuple[FailureGroup, ...]:
     """Current failed result rows grouped by status (runs sql.failure_summary)."""
     try:
         return _failures(engine.execute(sql.failure_summary(settings)))
@@ -310,12 +309,13 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
         progress: Optional[Callable[[PipelineEvent], None]] = None,
-        iam_wait: float = DEFAULT_IAM_WAIT,
-        retry_delay: float = DEFAULT_RETRY_DELAY,
+        iam_wait: Optional[float] = None,
+        retry_delay: Optional[float] = None,
         re_embed: bool = False,
         prune_deleted: bool = False,
-        billing: str = "reported by BigQuery",
     ) -> None:
+        iam_wait = DEFAULT_IAM_WAIT if iam_wait is None else iam_wait
+        retry_delay = engine.retry_delay if retry_delay is None else retry_delay
         if iam_wait < 0:
             raise EmbedError(f"--iam-wait must be 0 or more seconds, got {iam_wait}.", 2)
         if retry_delay < 0:
@@ -331,7 +331,7 @@ class Pipeline:
         self.re_embed = re_embed
         self.prune_deleted = prune_deleted
         self.dimension = dimension_for(settings.endpoint, settings.output_dimensionality)
-        self.report = RunReport(run_id=run_id or new_run_id(), billing=billing)
+        self.report = RunReport(run_id=run_id or new_run_id(), billing=engine.billing)
 
     def say(self, message: str) -> None:
         """Record ``message`` in the report and pass it to the progress callback."""
@@ -425,7 +425,7 @@ class Pipeline:
             )
         return False
 
-    def check_space(self, counts: StatusCounts) -> None:
+    def check_space(self, counts: ObjectCounts) -> None:
         """Refuse to add embeddings of another endpoint or dimension than the table holds (unless re-embedding)."""
         if not counts.other_space_rows:
             return
@@ -462,7 +462,7 @@ class Pipeline:
             self._execute(sql.create_model(s))
             self.say(f"created model {s.model} (endpoint {s.endpoint})")
             return "created"
-        if _same_endpoint(existing, s.endpoint):
+        if endpoint_name(existing) == endpoint_name(s.endpoint):
             return "kept"
         if not existing:
             raise EmbedError(
@@ -564,11 +564,11 @@ class Pipeline:
                 return
             remaining = after
 
-    def counts(self) -> StatusCounts:
+    def counts(self) -> ObjectCounts:
         """Objects by state, and superseded and other-space rows (one key scan: sql.status_counts)."""
         return _counts(self._execute(sql.status_counts(self.settings)))
 
-    def finish(self, counts: StatusCounts) -> None:
+    def finish(self, counts: ObjectCounts) -> None:
         """Compact superseded rows (at most once), prune if asked, count failures, validate what was written."""
         s, r = self.settings, self.report
         if counts.superseded_rows:
@@ -681,9 +681,3 @@ class Pipeline:
         self.report.dry_run = tuple(checks)
         self.report.elapsed = self.clock() - started
         return self.report
-
-
-def _same_endpoint(existing: str, configured: str) -> bool:
-    """True when a model's endpoint (a name, a full Vertex URL, or local/<name>) names ``configured``."""
-    existing = existing.rstrip("/")
-    return existing == configured or existing.rsplit("/", 1)[-1] == configured

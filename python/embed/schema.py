@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Mapping, Optional
 
-from embed.engines.base import Column
+from embed.engines.base import Column, normalize_type
 from embed.errors import EmbedError
+from embed.identifiers import endpoint_name
 from embed.settings import Settings
 
 __all__ = [
@@ -25,26 +26,10 @@ __all__ = [
     "describe",
     "dimension_for",
     "expected_schema",
-    "normalize_type",
 ]
 
 # Default embedding length of each known endpoint, used when output_dimensionality is unset.
 DIMENSIONS_BY_ENDPOINT: Mapping[str, int] = {"multimodalembedding@001": 1408}
-
-# Legacy (REST / client library) type names and their GoogleSQL equivalents.
-_TYPE_ALIASES = {
-    "INTEGER": "INT64",
-    "FLOAT": "FLOAT64",
-    "BOOLEAN": "BOOL",
-    "STRUCT": "RECORD",
-}
-
-
-def normalize_type(type_name: str) -> str:
-    """GoogleSQL name of a BigQuery column type (INTEGER -> INT64, STRUCT -> RECORD ...)."""
-    upper = type_name.strip().upper()
-    return _TYPE_ALIASES.get(upper, upper)
-
 
 class EmbeddingFunction(str, Enum):
     """Which BigQuery function produced the rows; it decides the output column names."""
@@ -149,7 +134,7 @@ def dimension_for(endpoint: str, output_dimensionality: Optional[int] = None) ->
         from embed.engines.local.models import endpoint_dimension
 
         return endpoint_dimension(endpoint)
-    name = endpoint.rsplit("/", 1)[-1]
+    name = endpoint_name(endpoint)
     if name not in DIMENSIONS_BY_ENDPOINT:
         known = ", ".join(sorted(DIMENSIONS_BY_ENDPOINT))
         raise EmbedError(

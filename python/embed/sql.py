@@ -19,11 +19,11 @@ from embed.errors import EmbedError
 from embed.identifiers import Sql, string_literal
 from embed.schema import dimension_for
 from embed.settings import Settings
+from embed.statuses import RETRYABLE_PREFIX
 
 __all__ = [
     "MAX_EXAMPLES",
     "PRIOR_ATTEMPTS_TYPE",
-    "RETRYABLE_PREFIX",
     "compact_results",
     "create_model",
     "create_results_table",
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 # ML.GENERATE_EMBEDDING status of a row that failed for a reason worth retrying.
-RETRYABLE_PREFIX = "A retryable error occurred:"
 # Rows of prior attempts a retry batch passes, so each new row counts its object's attempts.
 PRIOR_ATTEMPTS_TYPE = "ARRAY<STRUCT<uri STRING, generation INT64, attempts INT64>>"
 # Malformed rows (and duplicated uris) that validation returns as examples; the rest are only counted.

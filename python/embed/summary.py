@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from embed.failures import FailedObjects
-    from embed.pipeline import PipelineEvent, RunReport, StatusCounts
-    from embed.validate import StatusCount, ValidationReport
+    from embed.pipeline import PipelineEvent, RunReport, ObjectCounts
+    from embed.validate import FailureGroup, ValidationReport
 
 __all__ = ["RunProgress", "failures_table", "neighbours_table", "run_table", "status_table", "validation_table"]
 
@@ -79,7 +79,7 @@ def _table(title: str) -> "Table":
     return table
 
 
-def _failure_rows(table: "Table", failures: "tuple[StatusCount, ...]") -> None:
+def _failure_rows(table: "Table", failures: "tuple[FailureGroup, ...]") -> None:
     """Failed rows by status, marking retryable ones."""
     from rich.text import Text
 
@@ -88,7 +88,7 @@ def _failure_rows(table: "Table", failures: "tuple[StatusCount, ...]") -> None:
         table.add_row(Text(f"failed ({kind}): {f.status}"), f"{f.rows:,}")
 
 
-def status_table(counts: "StatusCounts", failures: "tuple[StatusCount, ...]" = ()) -> "Table":
+def status_table(counts: "ObjectCounts", failures: "tuple[FailureGroup, ...]" = ()) -> "Table":
     """Objects by state, then failed rows by status."""
     table = _table("Objects")
     table.add_row("objects", f"{counts.objects:,}")

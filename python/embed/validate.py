@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 from embed.engines.base import Column
 from embed.schema import ExpectedSchema, describe
 
-__all__ = ["ColumnProblem", "MalformedRow", "StatusCount", "ValidationReport", "check_columns", "validate"]
+__all__ = ["ColumnProblem", "MalformedRow", "FailureGroup", "ValidationReport", "check_columns", "validate"]
 
 _COUNTS = (
     "result_rows",
@@ -50,12 +50,16 @@ class MalformedRow:
 
 
 @dataclass(frozen=True)
-class StatusCount:
+class FailureGroup:
     """Failed rows sharing one status; ``retryable`` when the status has the retryable prefix."""
 
     status: str
     retryable: bool
     rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"status": self.status, "retryable": self.retryable, "rows": self.rows}
 
 
 @dataclass
@@ -81,7 +85,7 @@ class ValidationReport:
     duplicate_rows: int = 0
     other_space_rows: int = 0
     examples: list[MalformedRow] = field(default_factory=list)
-    failures: tuple[StatusCount, ...] = ()
+    failures: tuple[FailureGroup, ...] = ()
 
     @property
     def malformed_rows(self) -> int:
@@ -172,7 +176,7 @@ class ValidationReport:
             "duplicate_rows": self.duplicate_rows,
             "other_space_rows": self.other_space_rows,
             "examples": [{"uri": e.uri, "problem": e.problem} for e in self.examples],
-            "failures": [{"status": f.status, "retryable": f.retryable, "rows": f.rows} for f in self.failures],
+            "failures": [f.to_dict() for f in self.failures],
             "problems": self.problems(),
         }
 
@@ -204,7 +208,7 @@ def validate(
     expected: ExpectedSchema,
     *,
     endpoint: str = "",
-    failures: tuple[StatusCount, ...] = (),
+    failures: tuple[FailureGroup, ...] = (),
     scope: str = "the whole table",
 ) -> ValidationReport:
     """The report for results table ``table``: its ``columns`` and the one row of ``validate_results``."""

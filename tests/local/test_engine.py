@@ -16,7 +16,7 @@ from embed.engines.local.models.faults import FaultInjector
 from embed.engines.local.objects import generation_of, uri_of
 from embed.pipeline import validate_results
 from embed.settings import load_settings
-from embed.sql import RETRYABLE_PREFIX
+from embed.statuses import RETRYABLE_PREFIX
 from tests.local.sample import MORE_PHOTOS, PHOTOS, LocalRun, copy_photo, local_settings, sample_set
 
 GOLDEN = Path(__file__).resolve().parents[1] / "python" / "golden"

@@ -8,10 +8,11 @@ import pytest
 
 from embed import sql
 from embed.engines.local.engine import LocalEngine
-from embed.engines.local.models.faults import FAULTS_ENV, RESOURCE_EXHAUSTED_STATUS, FaultInjector, parse_faults
+from embed.engines.local.models.faults import FAULTS_ENV, FaultInjector, parse_faults
+from embed.statuses import RESOURCE_EXHAUSTED
 from embed.engines.local.objects import uri_of
 from embed.errors import EmbedError
-from embed.sql import RETRYABLE_PREFIX
+from embed.statuses import RETRYABLE_PREFIX
 from tests.local.sample import PHOTOS, LocalRun, local_settings, sample_set
 
 
@@ -65,8 +66,8 @@ def test_an_attempt_belongs_to_the_object_not_the_process(tmp_path: Path, monkey
         assert local.engine.execute(batch(local, photo)).affected_rows == 1
         statuses.append([r["ml_generate_embedding_status"] for r in local.rows()][-1])
         local.engine.close()
-    assert statuses == [RESOURCE_EXHAUSTED_STATUS, ""]
-    assert RESOURCE_EXHAUSTED_STATUS.startswith(RETRYABLE_PREFIX + " RESOURCE_EXHAUSTED")
+    assert statuses == [RESOURCE_EXHAUSTED, ""]
+    assert RESOURCE_EXHAUSTED.startswith(RETRYABLE_PREFIX + " RESOURCE_EXHAUSTED")
 
 
 def test_faulted_rows_never_reach_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +78,7 @@ def test_faulted_rows_never_reach_the_model(tmp_path: Path, monkeypatch: pytest.
     local.engine.execute(sql.create_results_table(local.settings))
     uris = [uri_of(folder / p) for p in PHOTOS]
     result = local.engine.execute(batch(local, *uris))
-    failed = {r["uri"] for r in local.rows() if r["ml_generate_embedding_status"] == RESOURCE_EXHAUSTED_STATUS}
+    failed = {r["uri"] for r in local.rows() if r["ml_generate_embedding_status"] == RESOURCE_EXHAUSTED}
     assert failed and result.model_rows == len(uris)  # every row was sent to the endpoint ...
     assert set(local.model.sent) == set(uris) - failed  # ... which turned the faulted ones away
 

@@ -37,7 +37,7 @@ from embed.engines.local.models.int8 import EfficientNetLite0Int8, int8_path  # 
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, ImageRejected, decode_image  # noqa: E402
 from embed.errors import EmbedError  # noqa: E402
 from embed.settings import LOCAL_OUTPUTS  # noqa: E402
-from embed.sql import RETRYABLE_PREFIX  # noqa: E402
+from embed.statuses import RETRYABLE_PREFIX  # noqa: E402
 
 DATA = Path(skimage.__file__).parent / "data"
 PHOTOS = ("astronaut.png", "chelsea.png", "camera.png", "motorcycle_left.png", "motorcycle_right.png")

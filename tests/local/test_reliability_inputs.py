@@ -35,7 +35,7 @@ from embed.engines.local.models.efficientnet import SIDE  # noqa: E402
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, DecodeGate, decode_image  # noqa: E402
 from embed.engines.local.objects import display_path, generation_of, path_of, uri_of  # noqa: E402
 from embed.pipeline import Pipeline  # noqa: E402
-from embed.sql import RETRYABLE_PREFIX  # noqa: E402
+from embed.statuses import RETRYABLE_PREFIX  # noqa: E402
 from tests.local.corpus import deadline, png_bomb_header, sparse_file  # noqa: E402
 from tests.local.sample import local_settings, query, stored  # noqa: E402
 

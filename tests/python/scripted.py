@@ -120,6 +120,9 @@ def _sent_all(statement: Statement) -> QueryResult:
 class ScriptedEngine:
     """An Engine whose answers are scripted per statement name; the last answer of a list repeats."""
 
+    billing = "reported by BigQuery"
+    retry_delay = 15.0
+
     def __init__(
         self,
         settings: Settings,

@@ -9,7 +9,6 @@ prints ``export K=V`` lines for the terraform environment::
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time

@@ -32,7 +32,6 @@ CTY_TYPE is Terraform's JSON type notation (``"string"``, ``["list", "string"]``
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import tarfile

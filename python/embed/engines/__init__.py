@@ -16,11 +16,7 @@ if TYPE_CHECKING:
     from embed.engines.base import Engine
     from embed.settings import Settings
 
-__all__ = ["EngineName", "LOCAL_BILLING", "LOCAL_RETRY_DELAY", "open_engine"]
-
-# The embedded engine's model calls cost nothing and its faults are injected: retry rounds need no long wait.
-LOCAL_RETRY_DELAY = 1.0
-LOCAL_BILLING = "estimated by BigQuery's documented on-demand rules (the embedded engine bills nothing)"
+__all__ = ["EngineName", "open_engine"]
 
 
 class EngineName(str, Enum):

@@ -23,6 +23,7 @@ __all__ = [
     "QueryResult",
     "Statement",
     "StatementError",
+    "normalize_type",
     "parse_type",
 ]
 
@@ -95,7 +96,14 @@ class QueryResult:
 
 
 class Engine(Protocol):
-    """Runs statements, reads schemas and model endpoints, and knows about other runs' jobs."""
+    """Runs statements, reads schemas and model endpoints, and knows about other runs' jobs.
+
+    ``billing`` says where its bytes-billed figures come from; ``retry_delay`` is how long a run waits
+    before its first retry round of rows the model refused for a transient reason.
+    """
+
+    billing: str
+    retry_delay: float
 
     def execute(self, statement: Statement, *, dry_run: bool = False) -> QueryResult:
         """Run one statement (or only check it and price it, with ``dry_run``) and wait for it to finish."""
@@ -121,6 +129,16 @@ class StatementError(Exception):
     def __init__(self, message: str, *, propagating: bool = False) -> None:
         super().__init__(message)
         self.propagating = propagating
+
+
+# Legacy (REST / client library) type names and their GoogleSQL equivalents.
+_TYPE_ALIASES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
+
+
+def normalize_type(type_name: str) -> str:
+    """GoogleSQL name of a BigQuery column type (INTEGER -> INT64, STRUCT -> RECORD ...)."""
+    upper = type_name.strip().upper()
+    return _TYPE_ALIASES.get(upper, upper)
 
 
 _SCALAR_TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "TIMESTAMP", "BYTES", "DATE", "JSON")

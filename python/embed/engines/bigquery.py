@@ -20,9 +20,17 @@ import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 
-from embed.engines.base import Column, QueryParameter, QueryResult, Statement, StatementError, parse_type
-from embed.errors import EmbedError
-from embed.identifiers import ModelRef, TableRef
+from embed.engines.base import (
+    Column,
+    QueryParameter,
+    QueryResult,
+    Statement,
+    StatementError,
+    normalize_type,
+    parse_type,
+)
+from embed.errors import FIX_CREDENTIALS, FIX_NETWORK, EmbedError
+from embed.identifiers import ModelRef, TableRef, endpoint_name
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -36,7 +44,6 @@ __all__ = [
     "is_propagation_error",
     "is_unreachable",
     "label_value",
-    "normalise_endpoint",
     "query_parameter",
     "table_label",
     "should_retry",
@@ -58,12 +65,7 @@ _PROPAGATION = (
 )
 _RETRYABLE_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError", "badGateway"})
 _JOB_RETRYABLE_REASONS = frozenset({"jobBackendError", "jobInternalError", "jobRateLimitExceeded"})
-# Standard SQL names for scalar types; records stay RECORD, as BigQuery schemas name them.
-_LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
-_NO_CREDENTIALS = (
-    "no Google Cloud credentials found: run `gcloud auth application-default login`,"
-    " or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file."
-)
+_NO_CREDENTIALS = f"no Google Cloud credentials found: {FIX_CREDENTIALS}."
 
 
 def label_value(text: str) -> str:
@@ -108,11 +110,6 @@ def _parameter_type(kind: Any, name: Optional[str] = None) -> Any:
     if isinstance(kind, tuple) and kind[0] == "ARRAY":
         return bigquery.ArrayQueryParameterType(_parameter_type(kind[1]), name=name)
     return bigquery.ScalarQueryParameterType(kind, name=name)
-
-
-def normalise_endpoint(endpoint: str) -> str:
-    """The endpoint's name: the last path segment of a full Vertex AI URL, or the name itself."""
-    return endpoint.strip().rstrip("/").rsplit("/", 1)[-1]
 
 
 def is_propagation_error(message: str) -> bool:
@@ -198,7 +195,7 @@ def _column(field: Any) -> Column:
     kind = str(field.field_type).upper()
     return Column(
         name=field.name,
-        type=_LEGACY_TYPES.get(kind, kind),
+        type=normalize_type(kind),
         mode=str(field.mode or "NULLABLE").upper(),
         fields=tuple(_column(f) for f in field.fields),
     )
@@ -206,6 +203,9 @@ def _column(field: Any) -> Column:
 
 class BigQueryEngine:
     """Runs statements in BigQuery, in one location, with the kit's labels on every job."""
+
+    billing = "reported by BigQuery"
+    retry_delay = 15.0  # seconds: a busy Vertex AI endpoint needs time; doubled each round
 
     def __init__(
         self,
@@ -271,11 +271,7 @@ class BigQueryEngine:
         except auth.DefaultCredentialsError as exc:
             raise EmbedError(f"{_NO_CREDENTIALS} ({exc})", 2) from None
         except auth.RefreshError as exc:
-            raise EmbedError(
-                f"Google Cloud refused the credentials ({exc}): run `gcloud auth application-default login`,"
-                " or set GOOGLE_APPLICATION_CREDENTIALS to a valid service account key file.",
-                2,
-            ) from None
+            raise EmbedError(f"Google Cloud refused the credentials ({exc}): {FIX_CREDENTIALS}.") from None
         except core.RetryError as exc:
             cause = exc.cause if exc.cause is not None else exc
             if isinstance(cause, core.GoogleAPICallError):
@@ -290,8 +286,7 @@ class BigQueryEngine:
         """The error for a BigQuery that cannot be reached."""
         return EmbedError(
             f"cannot reach BigQuery to {what} in project {self.project!r}: {type(exc).__name__}: {exc}."
-            " Check the network connection, proxy settings (HTTPS_PROXY) and firewall, then try again.",
-            2,
+            f" To fix: {FIX_NETWORK}, then try again."
         )
 
     def _statement_error(self, exc: Any) -> StatementError:
@@ -404,7 +399,7 @@ class BigQueryEngine:
             except NotFound:
                 return None
         endpoint = (found._properties.get("remoteModelInfo") or {}).get("endpoint")
-        return normalise_endpoint(endpoint) if endpoint else ""
+        return endpoint_name(endpoint) if endpoint else ""
 
 
 def connect(settings: "Settings", run_id: str, labels: Optional[Mapping[str, str]] = None) -> BigQueryEngine:

@@ -158,6 +158,9 @@ def _connect(db_path: Path) -> "duckdb.DuckDBPyConnection":
 class LocalEngine:
     """Runs the kit's statements on a DuckDB file; implements :class:`~embed.engines.base.Engine`."""
 
+    billing = "estimated by BigQuery's documented on-demand rules (the embedded engine bills nothing)"
+    retry_delay = 1.0  # seconds: its model calls cost nothing and its faults are injected
+
     def __init__(
         self,
         db_path: Path = DEFAULT_DB,

@@ -125,7 +125,7 @@ def generate_embedding(
     import pyarrow as pa
 
     from embed.engines.local.models import EmbeddingOutcome, ImageInput
-    from embed.engines.local.models.faults import RESOURCE_EXHAUSTED_STATUS
+    from embed.statuses import RESOURCE_EXHAUSTED
 
     if "uri" not in rows.column_names:
         raise StatementError("ML.GENERATE_EMBEDDING needs the object table's uri column in its input")
@@ -150,7 +150,7 @@ def generate_embedding(
         kept = []
         for i, item, attempt in zip(where, items, counts):
             if faults.fails(item.uri, attempt):
-                outcomes[i] = EmbeddingOutcome(None, RESOURCE_EXHAUSTED_STATUS)
+                outcomes[i] = EmbeddingOutcome(None, RESOURCE_EXHAUSTED)
             else:
                 kept.append((i, item))
         where, items = [i for i, _ in kept], [item for _, item in kept]

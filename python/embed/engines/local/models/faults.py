@@ -19,12 +19,10 @@ import os
 from dataclasses import dataclass
 
 from embed.errors import EmbedError
-from embed.sql import RETRYABLE_PREFIX
 
-__all__ = ["FAULTS_ENV", "RESOURCE_EXHAUSTED_STATUS", "FaultInjector", "faults_from_environment", "parse_faults"]
+__all__ = ["FAULTS_ENV", "FaultInjector", "faults_from_environment", "parse_faults"]
 
 FAULTS_ENV = "EMBED_LOCAL_FAULTS"
-RESOURCE_EXHAUSTED_STATUS = f"{RETRYABLE_PREFIX} RESOURCE_EXHAUSTED error from remote service/endpoint."
 _FORMAT = f"{FAULTS_ENV} takes 'retryable:FRACTION[,seed:INTEGER]', e.g. 'retryable:0.3,seed:7'"
 
 
