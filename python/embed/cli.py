@@ -20,7 +20,7 @@ from typer.core import TyperCommand
 
 from embed import __version__, engines
 from embed.engines import EngineName
-from embed.errors import EmbedError
+from embed.errors import VALIDATION, EmbedError
 
 if TYPE_CHECKING:
     from embed.settings import Settings
@@ -481,7 +481,7 @@ def failures_command(
     settings = flags.load(engine_name)
     engine = engines.open_engine(engine_name.value, settings, _new_run_id(), db=db, warn=_warn)
     if engine.schema(settings.results_table) is None:
-        raise EmbedError(_results_missing(settings), 2)
+        raise EmbedError(_results_missing(settings))
     failed = read_failed_objects(engine, settings, limit)
     if json_output:
         _print_json(failed.to_dict())
@@ -545,41 +545,38 @@ def similar_command(
     from embed.engines.base import StatementError
 
     if (image_uri is None) == (text is None):
-        raise EmbedError("similar takes an IMAGE_URI or --text \"…\", one of the two.", 2)
+        raise EmbedError("similar takes an IMAGE_URI or --text \"…\", one of the two.")
     local = engine_name == EngineName.local
     settings = flags.load(engine_name)
     if text is not None and local:
         raise EmbedError(
             "--text needs a model that embeds text and images in one space; the embedded engine's local model"
-            " embeds images only. Search by an image (similar PATH), or run on BigQuery.",
-            2,
+            " embeds images only. Search by an image (similar PATH), or run on BigQuery."
         )
     if image_uri is not None and local and "://" not in image_uri:
         image_uri = Path(image_uri).absolute().as_uri()
     if not settings.flatten_json_output:
-        raise EmbedError("similar needs ARRAY<FLOAT64> embeddings; the results hold JSON (--no-flatten-json-output).", 2)
+        raise EmbedError("similar needs ARRAY<FLOAT64> embeddings; the results hold JSON (--no-flatten-json-output).")
     if text is not None:
         statement = sql.text_search(settings, text, top_k)
     else:
         statement = sql.vector_search(settings, str(image_uri), top_k)
     engine = engines.open_engine(engine_name.value, settings, _new_run_id(), db=db, warn=_warn)
     if engine.schema(settings.results_table) is None:
-        raise EmbedError(_results_missing(settings), 2)
+        raise EmbedError(_results_missing(settings))
     try:
         rows = engine.execute(statement).records()
     except StatementError as exc:
-        raise EmbedError(f"{statement.name} failed: {exc}", 2) from None
+        raise EmbedError(f"{statement.name} failed: {exc}") from None
     if not rows:
         if text is not None:
             raise EmbedError(
                 f"no neighbours for {text!r}: the text could not be embedded (at most 32 tokens), or"
-                f" {settings.results_table} holds no embeddings of {settings.endpoint}; see `python -m embed status`.",
-                2,
+                f" {settings.results_table} holds no embeddings of {settings.endpoint}; see `python -m embed status`."
             )
         raise EmbedError(
             f"{image_uri} has no embedding in {settings.results_table}: run `python -m embed run` first, and check"
-            " `python -m embed status` (a row that failed has no embedding).",
-            2,
+            " `python -m embed status` (a row that failed has no embedding)."
         )
     neighbours = [{"uri": r["uri"], "distance": r["distance"]} for r in rows if r["uri"] is not None]
     if json_output:
@@ -631,14 +628,13 @@ def plan_review(
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(markdown, encoding="utf-8")
         except OSError as exc:
-            raise EmbedError(f"cannot write {output}: {exc}", 2) from None
+            raise EmbedError(f"cannot write {output}: {exc}") from None
     if fail_on_data_loss and summary.data_loss:
         raise EmbedError(
             "the plan destroys or replaces stored data (embeddings or images would be lost): "
             + ", ".join(summary.data_loss)
             + ". Change the configuration so these are updated in place, or, if the loss is intended,"
-            " back the data up and run without --fail-on-data-loss.",
-            1,
+            " back the data up and run without --fail-on-data-loss.", VALIDATION
         )
 
 

@@ -36,7 +36,7 @@ def _skimage_data() -> Path:
     except ImportError:
         from embed.errors import EmbedError
 
-        raise EmbedError("the sample photos come from scikit-image: pip install -e '.[local,demo]'", 2) from None
+        raise EmbedError("the sample photos come from scikit-image: pip install -e '.[local,demo]'") from None
     return Path(skimage.__file__).parent / "data"
 
 

@@ -61,7 +61,7 @@ def read_failed_objects(engine: Engine, settings: Settings, limit: int = DEFAULT
     try:
         rows = engine.execute(statement).records()
     except StatementError as exc:
-        raise EmbedError(f"{statement.name} failed: {exc}", 2) from None
+        raise EmbedError(f"{statement.name} failed: {exc}") from None
     objects = tuple(
         FailedObject(
             uri=str(r["uri"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 from embed.errors import EmbedError
 
@@ -56,13 +57,13 @@ class Sql(str):
 
 def _refuse(field: str, value: object, kind: str, example: str) -> EmbedError:
     """Build the error for a value that is not a valid ``kind``."""
-    return EmbedError(f"{field} is not a valid {kind}: {value!r}. A valid value looks like {example}.", 2)
+    return EmbedError(f"{field} is not a valid {kind}: {value!r}. A valid value looks like {example}.")
 
 
 def _text(field: str, value: object) -> str:
     """Return ``value`` if it is a string, else raise naming ``field``."""
     if not isinstance(value, str):
-        raise EmbedError(f"{field} must be a string, got {type(value).__name__} {value!r}.", 2)
+        raise EmbedError(f"{field} must be a string, got {type(value).__name__} {value!r}.")
     return value
 
 
@@ -130,15 +131,6 @@ def check_service_account(value: object, field: str = "connection_service_accoun
     return text
 
 
-def _split3(field: str, value: object, kind: str, example: str) -> tuple[str, str, str]:
-    """Split ``project.x.y`` into three parts; the project may contain dots (domain scope)."""
-    text = _text(field, value)
-    parts = text.rsplit(".", 2)
-    if len(parts) != 3 or not all(parts):
-        raise _refuse(field, value, kind, example)
-    return parts[0], parts[1], parts[2]
-
-
 class _DottedRef:
     """Shared by the references below: dotted text, and the backquoted form for SQL."""
 
@@ -178,37 +170,49 @@ class ConnectionRef(_DottedRef):
     connection_id: str
 
 
+_Ref = TypeVar("_Ref", TableRef, ModelRef, ConnectionRef)
+# Each reference's kind, example, and the patterns of its three parts.
+_REFS: dict[type, tuple[str, str, tuple[re.Pattern[str], ...]]] = {
+    TableRef: ("table reference", "'my-project.bqml_tutorial.images' (project.dataset.table)", (_PROJECT, _DATASET, _TABLE)),
+    ModelRef: (
+        "model reference",
+        "'my-project.bqml_tutorial.embedding_model' (project.dataset.model)",
+        (_PROJECT, _DATASET, _MODEL),
+    ),
+    ConnectionRef: (
+        "connection reference",
+        "'my-project.us.embed_conn' (project.location.connection_id)",
+        (_PROJECT, _LOCATION, _CONNECTION_ID),
+    ),
+}
+
+
+def _parse(kind: type[_Ref], value: object, field: str) -> _Ref:
+    """Split ``project.x.y`` (the project may hold dots: domain scope) and check each part."""
+    what, example, patterns = _REFS[kind]
+    parts = _text(field, value).rsplit(".", 2)
+    if len(parts) != 3 or not all(_ok(p, part) for p, part in zip(patterns, parts)):
+        raise _refuse(field, value, what, example)
+    return kind(*parts)
+
+
 def parse_table(value: object, field: str) -> TableRef:
     """Parse and validate ``project.dataset.table``."""
-    example = "'my-project.bqml_tutorial.images' (project.dataset.table)"
-    project, dataset, table = _split3(field, value, "table reference", example)
-    if not (_ok(_PROJECT, project) and _ok(_DATASET, dataset) and _ok(_TABLE, table)):
-        raise _refuse(field, value, "table reference", example)
-    return TableRef(project, dataset, table)
+    return _parse(TableRef, value, field)
 
 
 def parse_model(value: object, field: str = "model") -> ModelRef:
     """Parse and validate ``project.dataset.model``."""
-    example = "'my-project.bqml_tutorial.embedding_model' (project.dataset.model)"
-    project, dataset, model = _split3(field, value, "model reference", example)
-    if not (_ok(_PROJECT, project) and _ok(_DATASET, dataset) and _ok(_MODEL, model)):
-        raise _refuse(field, value, "model reference", example)
-    return ModelRef(project, dataset, model)
+    return _parse(ModelRef, value, field)
 
 
 def parse_connection(value: object, field: str = "connection") -> ConnectionRef:
     """Parse and validate ``project.location.connection_id``."""
-    example = "'my-project.us.embed_conn' (project.location.connection_id)"
-    project, location, connection_id = _split3(field, value, "connection reference", example)
-    if not (
-        _ok(_PROJECT, project) and _ok(_LOCATION, location) and _ok(_CONNECTION_ID, connection_id)
-    ):
-        raise _refuse(field, value, "connection reference", example)
-    return ConnectionRef(project, location, connection_id)
+    return _parse(ConnectionRef, value, field)
 
 
 def string_literal(value: str) -> Sql:
     """Quote ``value`` as a single-quoted SQL string; refuse quotes, backslashes and newlines."""
     if not isinstance(value, str) or not _ok(_LITERAL_SAFE, value):
-        raise EmbedError(f"cannot use {value!r} as a SQL string: it contains a quote, backslash or newline.", 2)
+        raise EmbedError(f"cannot use {value!r} as a SQL string: it contains a quote, backslash or newline.")
     return Sql(f"'{value}'")

@@ -65,15 +65,14 @@ def terraform_binary(environ: Optional[Mapping[str, str]] = None) -> str:
 def _decode(data: bytes, where: str) -> str:
     """JSON text from ``data``: UTF-8, or UTF-16/32 (with or without a byte-order mark, as JSON allows)."""
     if not data.strip():
-        raise EmbedError(f"{where} is empty; {_SAVE_HINT}.", 2)
+        raise EmbedError(f"{where} is empty; {_SAVE_HINT}.")
     encoding = json.detect_encoding(data)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise EmbedError(
             f"{where} is not text in UTF-8 (nor UTF-16 or UTF-32): byte {data[exc.start]:#04x} at offset"
-            f" {exc.start} is not {encoding}; {_SAVE_HINT} (PowerShell's `>` writes UTF-16, which is read too).",
-            2,
+            f" {exc.start} is not {encoding}; {_SAVE_HINT} (PowerShell's `>` writes UTF-16, which is read too)."
         ) from None
 
 
@@ -82,18 +81,17 @@ def _parse(data: bytes, where: str) -> Any:
     if len(data) > MAX_OUTPUTS_BYTES:
         raise EmbedError(
             f"{where} is larger than {MAX_OUTPUTS_BYTES // 2**20} MiB: that is not `terraform output -json`;"
-            f" {_SAVE_HINT}.",
-            2,
+            f" {_SAVE_HINT}."
         )
     text = _decode(data, where)
     try:
         return json.loads(text)
     except RecursionError:
         raise EmbedError(
-            f"{where} nests JSON too deeply to be `terraform output -json`; {_SAVE_HINT}.", 2
+            f"{where} nests JSON too deeply to be `terraform output -json`; {_SAVE_HINT}."
         ) from None
     except ValueError as exc:
-        raise EmbedError(f"{where} is not valid JSON ({exc}); {_SAVE_HINT}.", 2) from None
+        raise EmbedError(f"{where} is not valid JSON ({exc}); {_SAVE_HINT}.") from None
 
 
 def read_outputs_file(path: Path) -> dict[str, Any]:
@@ -103,8 +101,7 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
         if sys.stdin is None or sys.stdin.isatty():
             raise EmbedError(
                 "--outputs - reads the outputs from standard input: pipe them in, e.g."
-                " `terraform output -json | python -m embed run --outputs -`.",
-                2,
+                " `terraform output -json | python -m embed run --outputs -`."
             )
         return embed_value(_parse(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), where), where)
     where = f"outputs file {str(path)!r}"
@@ -112,9 +109,9 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
         with open(path, "rb") as file:
             data = file.read(MAX_OUTPUTS_BYTES + 1)
     except FileNotFoundError:
-        raise EmbedError(f"{where} not found; {_SAVE_HINT}.", 2) from None
+        raise EmbedError(f"{where} not found; {_SAVE_HINT}.") from None
     except OSError as exc:
-        raise EmbedError(f"cannot read {where}: {exc.strerror or exc}.", 2) from None
+        raise EmbedError(f"cannot read {where}: {exc.strerror or exc}.") from None
     return embed_value(_parse(data, where), where)
 
 
@@ -129,7 +126,7 @@ def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: Optiona
     tf_dir = Path(tf_dir)
     where = f"Terraform outputs in {str(tf_dir)!r}"
     if not tf_dir.is_dir():
-        raise EmbedError(f"Terraform directory {str(tf_dir)!r} not found: pass --tf-dir DIR, or --outputs FILE.", 2)
+        raise EmbedError(f"Terraform directory {str(tf_dir)!r} not found: pass --tf-dir DIR, or --outputs FILE.")
     command = [binary, "output", "-json", "-no-color"]
     try:
         done = subprocess.run(
@@ -138,18 +135,16 @@ def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: Optiona
     except FileNotFoundError:
         raise EmbedError(
             f"`{binary}` was not found on PATH: install Terraform (or set {TERRAFORM_ENV}=tofu for OpenTofu),"
-            " or pass --outputs FILE.",
-            2,
+            " or pass --outputs FILE."
         ) from None
     except PermissionError:
         raise EmbedError(
-            f"`{binary}` cannot be run (permission denied): set {TERRAFORM_ENV} to a Terraform binary.", 2
+            f"`{binary}` cannot be run (permission denied): set {TERRAFORM_ENV} to a Terraform binary."
         ) from None
     except subprocess.TimeoutExpired:
         raise EmbedError(
             f"`{binary} output -json` in {str(tf_dir)!r} did not finish in {_TIMEOUT}s (a remote backend that does"
-            " not answer?); pass --outputs FILE saved from a working shell.",
-            2,
+            " not answer?); pass --outputs FILE saved from a working shell."
         ) from None
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip() or done.stdout.decode("utf-8", "replace").strip()
@@ -157,22 +152,20 @@ def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: Optiona
             f"`{binary} output -json` failed in {str(tf_dir)!r} (exit {done.returncode}). Terraform said:\n"
             + _indent(said or "(nothing)")
             + "\nFix what Terraform reports (`make init` for a backend that needs initialising),"
-            " or pass --outputs FILE.",
-            2,
+            " or pass --outputs FILE."
         )
     warnings = done.stderr.decode("utf-8", "replace").strip()
     if warnings:  # Terraform's warnings (a deprecated backend setting ...) are for the user to see
         print(warnings, file=sys.stderr)
     if not done.stdout.strip():
-        raise EmbedError(f"{where}: `{binary} output -json` printed nothing; {_NO_OUTPUTS_HINT}.", 2)
+        raise EmbedError(f"{where}: `{binary} output -json` printed nothing; {_NO_OUTPUTS_HINT}.")
     try:
         text = done.stdout.decode("utf-8")
         document = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EmbedError(
             f"{where}: `{binary} output -json` did not print JSON ({exc}); is {TERRAFORM_ENV}={binary} Terraform?"
-            f" Otherwise {_NO_OUTPUTS_HINT}.",
-            2,
+            f" Otherwise {_NO_OUTPUTS_HINT}."
         ) from None
     return embed_value(document, where, tf_dir=tf_dir)
 
@@ -194,20 +187,17 @@ def _no_embed_output(found: list[str], where: str, tf_dir: Optional[Path]) -> Em
         return EmbedError(
             f"{where}: there is no `embed` output ({held}): {str(tf_dir)!r} is a module, not a root stack."
             " The root stack `terraform/` composes the modules and declares `embed`: pass --tf-dir terraform"
-            " (after `make apply`), or --outputs FILE.",
-            2,
+            " (after `make apply`), or --outputs FILE."
         )
     if tf_dir is not None and not found:
         return EmbedError(
             f"{where}: there is no `embed` output ({held}): the stack has not been applied, or {str(tf_dir)!r} is"
             " not the root stack that declares `embed`. Run `make apply` (or pass --tf-dir to the root stack),"
-            " or pass --outputs FILE.",
-            2,
+            " or pass --outputs FILE."
         )
     return EmbedError(
         f"{where}: there is no `embed` output ({held}); the kit reads the root stack's `embed` output:"
-        f" {_NO_OUTPUTS_HINT}.",
-        2,
+        f" {_NO_OUTPUTS_HINT}."
     )
 
 
@@ -215,7 +205,7 @@ def embed_value(data: object, where: str, *, tf_dir: Optional[Path] = None) -> d
     """The ``embed`` object of ``terraform output -json`` data; the bare object is accepted too."""
     if not isinstance(data, dict):
         raise EmbedError(
-            f"{where}: expected a JSON object as `terraform output -json` writes, got {type(data).__name__}.", 2
+            f"{where}: expected a JSON object as `terraform output -json` writes, got {type(data).__name__}."
         )
     if "embed" not in data:
         # `terraform output -json` gives each output as {"value": ...}; `terraform output -json embed`, the bare value.
@@ -227,10 +217,9 @@ def embed_value(data: object, where: str, *, tf_dir: Optional[Path] = None) -> d
     if not isinstance(entry, dict) or "value" not in entry:
         raise EmbedError(
             f"{where}: output `embed` has no `value`; expected the `terraform output -json` format"
-            ' {"embed": {"sensitive": false, "type": [...], "value": {...}}}.',
-            2,
+            ' {"embed": {"sensitive": false, "type": [...], "value": {...}}}.'
         )
     value = entry["value"]
     if not isinstance(value, dict):
-        raise EmbedError(f"{where}: output `embed` must be an object, got {type(value).__name__} {value!r}.", 2)
+        raise EmbedError(f"{where}: output `embed` must be an object, got {type(value).__name__} {value!r}.")
     return value

@@ -240,7 +240,7 @@ def auto_batch_size(pending: int, fixed_bytes: int, row: int) -> int:
 
 def _refused(name: str, error: StatementError) -> EmbedError:
     """The EmbedError for a statement the engine refused for a reason retrying cannot fix."""
-    return EmbedError(f"{name} failed: {error}", 2)
+    return EmbedError(f"{name} failed: {error}")
 
 
 def _first_row(result: QueryResult) -> dict[str, Any]:
@@ -317,9 +317,9 @@ class Pipeline:
         iam_wait = DEFAULT_IAM_WAIT if iam_wait is None else iam_wait
         retry_delay = engine.retry_delay if retry_delay is None else retry_delay
         if iam_wait < 0:
-            raise EmbedError(f"--iam-wait must be 0 or more seconds, got {iam_wait}.", 2)
+            raise EmbedError(f"--iam-wait must be 0 or more seconds, got {iam_wait}.")
         if retry_delay < 0:
-            raise EmbedError(f"the retry delay must be 0 or more seconds, got {retry_delay}.", 2)
+            raise EmbedError(f"the retry delay must be 0 or more seconds, got {retry_delay}.")
         self.engine = engine
         self.settings = settings
         self.sleep = sleep
@@ -378,8 +378,7 @@ class Pipeline:
         return EmbedError(
             f"{name} still fails after waiting {self.iam_wait:.0f}s for IAM: {exc}. Grant roles/aiplatform.user to"
             f" serviceAccount:{s.connection_service_account} in {s.project_id} (and roles/storage.objectViewer on"
-            " the bucket), or wait: IAM can take 7 minutes. Then run again, or raise --iam-wait.",
-            2,
+            " the bucket), or wait: IAM can take 7 minutes. Then run again, or raise --iam-wait."
         )
 
     # --- checks before any model call ------------------------------------------------
@@ -396,8 +395,7 @@ class Pipeline:
             raise EmbedError(
                 f"another embed run is writing to {table}: job(s) {shown} still running. Two runs would embed"
                 " (and pay for) the same objects. Wait for them to finish (`bq wait JOB_ID`) or cancel them"
-                " (`bq cancel JOB_ID`), then run again.",
-                2,
+                " (`bq cancel JOB_ID`), then run again."
             )
 
     def ensure_results_table(self) -> bool:
@@ -420,8 +418,7 @@ class Pipeline:
                 f"results table {self.settings.results_table} does not have the schema the kit writes: "
                 + "; ".join(problems)
                 + ". Nothing was embedded. Check the settings (e.g. --no-flatten-json-output) match the table,"
-                " or pass another --results-table; `python -m embed validate` shows the table's state.",
-                2,
+                " or pass another --results-table; `python -m embed validate` shows the table's state."
             )
         return False
 
@@ -447,8 +444,7 @@ class Pipeline:
             " vectors of two models or lengths cannot be compared, so nothing was embedded. Pass another"
             " --results-table for the new embeddings, or set the endpoint and --output-dimensionality back,"
             " or run with --re-embed to replace every embedding (the old rows are kept until their"
-            " replacements are written).",
-            2,
+            " replacements are written)."
         )
 
     def ensure_model(self) -> str:
@@ -467,8 +463,7 @@ class Pipeline:
         if not existing:
             raise EmbedError(
                 f"model {s.model} exists but is not a remote model: the kit would replace it with the"
-                f" {s.endpoint} remote model. Point `model` (--model) at another name, or drop that model first.",
-                2,
+                f" {s.endpoint} remote model. Point `model` (--model) at another name, or drop that model first."
             )
         self._execute(sql.replace_model(s))
         self.say(f"replaced model {s.model}: its endpoint was {existing!r}, the settings say {s.endpoint!r}")

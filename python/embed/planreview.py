@@ -140,24 +140,23 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     try:
         data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except FileNotFoundError:
-        raise EmbedError(f"plan JSON not found: {path}; {hint}", 2) from None
+        raise EmbedError(f"plan JSON not found: {path}; {hint}") from None
     except OSError as exc:
-        raise EmbedError(f"cannot read plan JSON {path}: {exc}", 2) from None
+        raise EmbedError(f"cannot read plan JSON {path}: {exc}") from None
     if data.startswith(b"PK\x03\x04"):  # a plan saved by `terraform plan -out` is a zip archive
         plan_file = "PLANFILE" if str(path) == "-" else path
         raise EmbedError(
             f"{'standard input' if str(path) == '-' else path} is a binary plan file (`terraform plan -out`),"
-            f" not its JSON: run `terraform show -json {plan_file} > plan.json` and pass plan.json.",
-            2,
+            f" not its JSON: run `terraform show -json {plan_file} > plan.json` and pass plan.json."
         )
     try:
         text = data.decode(json.detect_encoding(data))  # UTF-8, or UTF-16 as PowerShell's `>` writes
     except UnicodeDecodeError as exc:
-        raise EmbedError(f"cannot read plan JSON {path}: it is not text ({exc}); {hint}", 2) from None
+        raise EmbedError(f"cannot read plan JSON {path}: it is not text ({exc}); {hint}") from None
     try:
         plan = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise EmbedError(f"{path} is not valid JSON ({exc}); {hint}", 2) from None
+        raise EmbedError(f"{path} is not valid JSON ({exc}); {hint}") from None
     _require_plan(plan, str(path))
     return plan
 
@@ -381,12 +380,11 @@ def _path_text(path: list[Any]) -> str:
 
 def _require_plan(plan: Any, source: str) -> None:
     if not isinstance(plan, dict) or "format_version" not in plan:
-        raise EmbedError(f"{source} is not Terraform JSON; write it with: terraform show -json PLANFILE", 2)
+        raise EmbedError(f"{source} is not Terraform JSON; write it with: terraform show -json PLANFILE")
     if "planned_values" not in plan and "resource_changes" not in plan:
         raise EmbedError(
             f"{source} is Terraform state, not a plan; run terraform plan -out PLANFILE,"
-            " then terraform show -json PLANFILE",
-            2,
+            " then terraform show -json PLANFILE"
         )
 
 

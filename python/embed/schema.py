@@ -139,8 +139,7 @@ def dimension_for(endpoint: str, output_dimensionality: Optional[int] = None) ->
         known = ", ".join(sorted(DIMENSIONS_BY_ENDPOINT))
         raise EmbedError(
             f"the embedding length of endpoint {endpoint!r} is not known (known: {known}):"
-            " set output_dimensionality (--output-dimensionality) so results can be validated.",
-            2,
+            " set output_dimensionality (--output-dimensionality) so results can be validated."
         )
     return DIMENSIONS_BY_ENDPOINT[name]
 
@@ -185,7 +184,7 @@ def expected_schema(
         endpoint = settings.endpoint if settings is not None else "multimodalembedding@001"
         dimension = dimension_for(endpoint, settings.output_dimensionality if settings is not None else None)
     if dimension < 1:
-        raise EmbedError(f"an embedding dimension must be positive, got {dimension}.", 2)
+        raise EmbedError(f"an embedding dimension must be positive, got {dimension}.")
     result = EmbeddingResult.of(function, flatten_json_output)
     if result.json_encoded:
         embedding = ExpectedColumn(result.embedding, "JSON")

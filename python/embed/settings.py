@@ -98,21 +98,18 @@ def _check_consistency(s: Settings) -> None:
             raise EmbedError(
                 f"{name} {str(ref)!r} is not in dataset {home!r} (location {s.location}): the kit keeps the"
                 " object table, model and results together so they share one location, as"
-                " ML.GENERATE_EMBEDDING requires. Fix the `embed` output or the override.",
-                2,
+                " ML.GENERATE_EMBEDDING requires. Fix the `embed` output or the override."
             )
     if str(s.results_table) == str(s.object_table):
         raise EmbedError(
             f"results_table {str(s.results_table)!r} is the object table: the embeddings need a table of their own"
-            " (the object table lists the images and is rebuilt from them). Give results_table another name.",
-            2,
+            " (the object table lists the images and is rebuilt from them). Give results_table another name."
         )
     if s.connection.location.lower() != s.location.lower():
         raise EmbedError(
             f"connection {str(s.connection)!r} is in location {s.connection.location!r} but the dataset is in"
             f" {s.location!r}: the remote model, connection and tables must share one location."
-            " Create the connection in the dataset's location (or fix `location`).",
-            2,
+            " Create the connection in the dataset's location (or fix `location`)."
         )
 
 
@@ -120,35 +117,34 @@ def _check_tuning(s: Settings) -> None:
     """Refuse run-tuning values BigQuery would reject."""
     if s.batch_size is not None and not 1 <= s.batch_size <= MAX_BATCH_SIZE:
         raise EmbedError(
-            f"batch_size must be between 1 and {MAX_BATCH_SIZE:,} rows (the per-job quota), got {s.batch_size}.", 2
+            f"batch_size must be between 1 and {MAX_BATCH_SIZE:,} rows (the per-job quota), got {s.batch_size}."
         )
     if not 0 <= s.max_retries <= 100:
-        raise EmbedError(f"max_retries must be between 0 and 100, got {s.max_retries}.", 2)
+        raise EmbedError(f"max_retries must be between 0 and 100, got {s.max_retries}.")
     if s.output_dimensionality is not None:
         if s.output_dimensionality not in OUTPUT_DIMENSIONS:
             raise EmbedError(
-                f"output_dimensionality must be one of 128, 256, 512 or 1408, got {s.output_dimensionality}.", 2
+                f"output_dimensionality must be one of 128, 256, 512 or 1408, got {s.output_dimensionality}."
             )
         if s.is_video:
             raise EmbedError(
                 "output_dimensionality applies to images and text only; BigQuery refuses it for video."
-                " Unset it, or unset start_second/end_second/interval_seconds.",
-                2,
+                " Unset it, or unset start_second/end_second/interval_seconds."
             )
     for name in ("start_second", "end_second", "interval_seconds"):
         value = getattr(s, name)
         if value is not None and not math.isfinite(value):
-            raise EmbedError(f"{name} must be a finite number of seconds, got {value}.", 2)
+            raise EmbedError(f"{name} must be a finite number of seconds, got {value}.")
     start = 0.0 if s.start_second is None else s.start_second
     end = 120.0 if s.end_second is None else s.end_second
     if start < 0:
-        raise EmbedError(f"start_second must be 0 or more, got {start}.", 2)
+        raise EmbedError(f"start_second must be 0 or more, got {start}.")
     if end > 120:
-        raise EmbedError(f"end_second must be at most 120 (only a video's first 2 minutes are used), got {end}.", 2)
+        raise EmbedError(f"end_second must be at most 120 (only a video's first 2 minutes are used), got {end}.")
     if start >= end:
-        raise EmbedError(f"start_second ({start}) must be less than end_second ({end}).", 2)
+        raise EmbedError(f"start_second ({start}) must be less than end_second ({end}).")
     if s.interval_seconds is not None and not 4 <= s.interval_seconds < 120:
-        raise EmbedError(f"interval_seconds must be at least 4 and less than 120, got {s.interval_seconds}.", 2)
+        raise EmbedError(f"interval_seconds must be at least 4 and less than 120, got {s.interval_seconds}.")
 
 
 def _env_values(environ: Mapping[str, str]) -> dict[str, str]:
@@ -162,7 +158,7 @@ def _as_int(name: str, value: object, optional: bool = False) -> Optional[int]:
     if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))):
         return None
     if isinstance(value, bool):
-        raise EmbedError(f"{name} must be a whole number, got {value!r}.", 2)
+        raise EmbedError(f"{name} must be a whole number, got {value!r}.")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
@@ -170,7 +166,7 @@ def _as_int(name: str, value: object, optional: bool = False) -> Optional[int]:
             return int(value.strip())
         except ValueError:
             pass
-    raise EmbedError(f"{name} must be a whole number, got {value!r}.", 2)
+    raise EmbedError(f"{name} must be a whole number, got {value!r}.")
 
 
 def _as_float(name: str, value: object) -> Optional[float]:
@@ -184,7 +180,7 @@ def _as_float(name: str, value: object) -> Optional[float]:
             return float(value.strip())
         except ValueError:
             pass
-    raise EmbedError(f"{name} must be a number of seconds, got {value!r}.", 2)
+    raise EmbedError(f"{name} must be a number of seconds, got {value!r}.")
 
 
 def _as_bool(name: str, value: object) -> bool:
@@ -193,7 +189,7 @@ def _as_bool(name: str, value: object) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return value.strip().lower() in ("true", "1", "yes", "on")
-    raise EmbedError(f"{name} must be true or false, got {value!r}.", 2)
+    raise EmbedError(f"{name} must be true or false, got {value!r}.")
 
 
 def _tuning(raw: Mapping[str, object], label: Mapping[str, str]) -> dict[str, Any]:
@@ -249,7 +245,7 @@ def load_settings(
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(overrides) - set(OUTPUT_FIELDS + _TUNING_FIELDS))
     if unknown:
-        raise EmbedError(f"unknown setting(s): {', '.join(unknown)}.", 2)
+        raise EmbedError(f"unknown setting(s): {', '.join(unknown)}.")
     environ = os.environ if environ is None else environ
     env = _env_values(environ)
     required = set(OUTPUT_FIELDS) - set(_OUTPUT_DEFAULTS)
@@ -271,8 +267,7 @@ def load_settings(
         flags = ", ".join(f"{ENV_PREFIX}{m.upper()}" for m in missing)
         raise EmbedError(
             f"the `embed` output ({origin}) has no field(s) {', '.join(missing)}: update the stack and run"
-            f" `make apply` so the output matches the kit, or set {flags}.",
-            2,
+            f" `make apply` so the output matches the kit, or set {flags}."
         )
     where = {name: _source_of(name, overrides, env, origin) for name in OUTPUT_FIELDS + _TUNING_FIELDS}
     tuning = _tuning(raw, where)

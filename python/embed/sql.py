@@ -216,7 +216,7 @@ def failure_summary(settings: Settings) -> Statement:
 def failed_objects(settings: Settings, limit: int) -> Statement:
     """Objects whose current row failed, most recent attempt first, at most @limit of them (and how many in all)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise EmbedError(f"--limit must be a positive whole number, got {limit!r}.", 2)
+        raise EmbedError(f"--limit must be a positive whole number, got {limit!r}.")
     text = _text("failed_objects", settings, with_attempts=True)
     params = (*_space(settings), QueryParameter("limit", "INT64", limit))
     return Statement("failed_objects", text, params, uses_connection=True, when="for `embed failures`")
@@ -237,7 +237,7 @@ def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:
 def _top_k(top_k: int) -> int:
     """A vetted --top-k."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise EmbedError(f"--top-k must be a positive whole number, got {top_k!r}.", 2)
+        raise EmbedError(f"--top-k must be a positive whole number, got {top_k!r}.")
     return top_k
 
 

@@ -57,14 +57,12 @@ def open_engine(
         if need_images and not images:
             raise EmbedError(
                 "--engine local needs --images DIR: the folder of images to embed (scanned recursively),"
-                " e.g. `python -m embed run --engine local --images photos/`.",
-                2,
+                " e.g. `python -m embed run --engine local --images photos/`."
             )
         if not need_images and not path.exists():
             raise EmbedError(
                 f"no embedded database at {str(path)!r}: run `python -m embed run --engine local --images DIR"
-                f"{'' if db is None else ' --db ' + str(db)}` first, or pass --db FILE.",
-                2,
+                f"{'' if db is None else ' --db ' + str(db)}` first, or pass --db FILE."
             )
         folders = [Path(p) for p in images or ()]
         if need_images and not allow_empty and folders and all(p.exists() for p in folders):
@@ -72,15 +70,14 @@ def open_engine(
                 raise EmbedError(
                     f"no files found under {', '.join(str(p) for p in folders)}: --images takes the folder that"
                     " holds the images (scanned recursively). To remove the results of images deleted from it,"
-                    " run with --prune-deleted.",
-                    2,
+                    " run with --prune-deleted."
                 )
         return LocalEngine(
             path, folders, object_table=settings.object_table, default_project=settings.project_id, warn=warn
         )
     if name != EngineName.bigquery:
         choices = ", ".join(e.value for e in EngineName)
-        raise EmbedError(f"unknown engine {name!r}: use one of {choices} (--engine bigquery is the default).", 2)
+        raise EmbedError(f"unknown engine {name!r}: use one of {choices} (--engine bigquery is the default).")
     from embed.engines.bigquery import connect
 
     return connect(settings, run_id)

@@ -241,8 +241,7 @@ class BigQueryEngine:
             if not _LABEL_KEY.fullmatch(key):
                 raise EmbedError(
                     f"label key {key!r} is not valid: use 1-63 lowercase letters, digits, _ or -,"
-                    " starting with a letter.",
-                    2,
+                    " starting with a letter."
                 )
             labels[key] = label_value(str(value))
         if not labels["run-id"]:
@@ -257,7 +256,7 @@ class BigQueryEngine:
         try:
             return bigquery.Client(project=self.project, location=self.location)
         except DefaultCredentialsError as exc:
-            raise EmbedError(f"{_NO_CREDENTIALS} ({exc})", 2) from None
+            raise EmbedError(f"{_NO_CREDENTIALS} ({exc})") from None
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -269,7 +268,7 @@ class BigQueryEngine:
         try:
             yield
         except auth.DefaultCredentialsError as exc:
-            raise EmbedError(f"{_NO_CREDENTIALS} ({exc})", 2) from None
+            raise EmbedError(f"{_NO_CREDENTIALS} ({exc})") from None
         except auth.RefreshError as exc:
             raise EmbedError(f"Google Cloud refused the credentials ({exc}): {FIX_CREDENTIALS}.") from None
         except core.RetryError as exc:

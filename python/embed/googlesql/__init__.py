@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
-from embed.errors import EmbedError
+from embed.errors import VALIDATION, EmbedError
 from embed.googlesql import catalog, runtime
 from embed.googlesql.runtime import EXTRA, FEATURES, cache_dir, load_module, require, type_name
 from embed.settings import Settings
@@ -124,5 +124,5 @@ def verify(settings: Settings, statements: Iterable[Any]) -> str:
     rejected = analyzer(settings).check(statements)
     if rejected:
         lines = "\n".join(f"  {r.statement}: {r.reason}".replace("\n", "\n    ") for r in rejected)
-        raise EmbedError(f"GoogleSQL rejects {len(rejected)} of {len(statements)} statements:\n{lines}", 1)
+        raise EmbedError(f"GoogleSQL rejects {len(rejected)} of {len(statements)} statements:\n{lines}", VALIDATION)
     return f"GoogleSQL (BigQuery's language options, offline) accepts all {len(statements)} statements."

@@ -103,10 +103,10 @@ def require() -> None:
         import wasmtime  # noqa: F401
         import zetasql
     except ImportError:
-        raise EmbedError(f"GoogleSQL analysis needs the `{EXTRA}` extra: {_INSTALL}.", 2) from None
+        raise EmbedError(f"GoogleSQL analysis needs the `{EXTRA}` extra: {_INSTALL}.") from None
     if zetasql.__version__ != ZETASQL_VERSION:
         raise EmbedError(
-            f"GoogleSQL analysis needs zetasql {ZETASQL_VERSION}, found {zetasql.__version__}: {_INSTALL}.", 2
+            f"GoogleSQL analysis needs zetasql {ZETASQL_VERSION}, found {zetasql.__version__}: {_INSTALL}."
         )
 
 

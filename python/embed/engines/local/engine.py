@@ -123,21 +123,18 @@ def database_error(db_path: Path, exc: BaseException) -> Optional[EmbedError]:
     if any(text in said for text in _NO_SPACE):
         return EmbedError(
             f"no space left for the embedded database {where} ({said}): free some space on its disk, or pass"
-            " --db FILE on another disk, then run again; the rows already stored are kept.",
-            2,
+            " --db FILE on another disk, then run again; the rows already stored are kept."
         )
     if any(text in said for text in _DAMAGED):
         return EmbedError(
             f"the embedded database {where} is damaged ({said}): restore it from a copy, or move it aside"
             f" (`mv {shlex.quote(str(db_path))} {shlex.quote(f'{db_path}.damaged')}`) and run again, which embeds"
-            " every image anew.",
-            2,
+            " every image anew."
         )
     if any(text in said for text in _LOCKED):
         return EmbedError(
             f"the embedded database {where} is in use by another process ({said}): wait for that command to"
-            " finish, or pass another --db.",
-            2,
+            " finish, or pass another --db."
         )
     return None
 
@@ -151,7 +148,7 @@ def _connect(db_path: Path) -> "duckdb.DuckDBPyConnection":
         return duckdb.connect(str(db_path))
     except (duckdb.Error, OSError) as exc:
         raise database_error(db_path, exc) or EmbedError(
-            f"cannot open the embedded database {str(db_path)!r}: {exc}", 2
+            f"cannot open the embedded database {str(db_path)!r}: {exc}"
         ) from None
 
 
@@ -178,7 +175,7 @@ class LocalEngine:
         """
         missing = [display_path(p) for p in images if not Path(p).exists()]
         if missing:
-            raise EmbedError(f"image folder(s) not found: {', '.join(missing)}. Pass existing folders to --images.", 2)
+            raise EmbedError(f"image folder(s) not found: {', '.join(missing)}. Pass existing folders to --images.")
         self.db_path = Path(db_path)
         self.con: "duckdb.DuckDBPyConnection" = _connect(self.db_path)
         self.default_project = default_project
@@ -189,7 +186,7 @@ class LocalEngine:
             self.catalog = Catalog(self.con)
             if images:
                 if object_table is None:
-                    raise EmbedError("an object table name is needed to register image folders", 2)
+                    raise EmbedError("an object table name is needed to register image folders")
                 self._check_not_a_table(str(object_table))
                 roots, notes = canonical_roots(images)
                 self.catalog.put_object_table(str(object_table), roots)
@@ -220,8 +217,7 @@ class LocalEngine:
         if found:
             raise EmbedError(
                 f"{name} already exists in {str(self.db_path)!r} and is not an object table: the image folders"
-                " would replace its rows. Pass another --object-table, or another --db.",
-                2,
+                " would replace its rows. Pass another --object-table, or another --db."
             )
 
     def close(self) -> None:
