@@ -1,14 +1,12 @@
 """The schema downstream users rely on: the expected results-table columns for each configuration.
 
-A results table holds the object table's pass-through columns, the embedding function's
-output columns (ML.GENERATE_EMBEDDING names, or the newer AI.GENERATE_EMBEDDING names),
-and the kit's bookkeeping columns from ``templates/create_results_table.sql.j2``.
+A results table holds the object table's pass-through columns, ML.GENERATE_EMBEDDING's output
+columns, and the kit's bookkeeping columns from ``templates/create_results_table.sql.j2``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Mapping, Optional
 
 from embed.engines.base import Column, normalize_type
@@ -18,7 +16,6 @@ from embed.settings import Settings
 
 __all__ = [
     "DIMENSIONS_BY_ENDPOINT",
-    "EmbeddingFunction",
     "EmbeddingResult",
     "ExpectedColumn",
     "ExpectedSchema",
@@ -31,37 +28,16 @@ __all__ = [
 # Default embedding length of each known endpoint, used when output_dimensionality is unset.
 DIMENSIONS_BY_ENDPOINT: Mapping[str, int] = {"multimodalembedding@001": 1408}
 
-class EmbeddingFunction(str, Enum):
-    """Which BigQuery function produced the rows; it decides the output column names."""
-
-    ML = "ML.GENERATE_EMBEDDING"
-    AI = "AI.GENERATE_EMBEDDING"
-
-
 @dataclass(frozen=True)
 class EmbeddingResult:
-    """The names and encoding of an embedding function's output columns."""
+    """ML.GENERATE_EMBEDDING's output columns; ``json_encoded`` when flatten_json_output is FALSE."""
 
-    function: EmbeddingFunction
-    embedding: str
-    status: str
-    start_sec: str
-    end_sec: str
-    json_encoded: bool
-
-    @classmethod
-    def of(cls, function: EmbeddingFunction, flatten_json_output: bool = True) -> "EmbeddingResult":
-        """Output columns of ``function``; AI.GENERATE_EMBEDDING always returns ARRAY<FLOAT64>."""
-        if function is EmbeddingFunction.AI:
-            return cls(function, "embedding", "status", "video_start_sec", "video_end_sec", json_encoded=False)
-        return cls(
-            function,
-            "ml_generate_embedding_result",
-            "ml_generate_embedding_status",
-            "ml_generate_embedding_start_sec",
-            "ml_generate_embedding_end_sec",
-            json_encoded=not flatten_json_output,
-        )
+    json_encoded: bool = False
+    function: str = "ML.GENERATE_EMBEDDING"
+    embedding: str = "ml_generate_embedding_result"
+    status: str = "ml_generate_embedding_status"
+    start_sec: str = "ml_generate_embedding_start_sec"
+    end_sec: str = "ml_generate_embedding_end_sec"
 
 
 @dataclass(frozen=True)
@@ -172,10 +148,8 @@ _BOOKKEEPING = (
 def expected_schema(
     settings: Optional[Settings] = None,
     *,
-    function: EmbeddingFunction = EmbeddingFunction.ML,
     flatten_json_output: Optional[bool] = None,
     dimension: Optional[int] = None,
-    bookkeeping: bool = True,
 ) -> ExpectedSchema:
     """The expected schema for ``settings`` (or defaults); keyword arguments override single aspects."""
     if flatten_json_output is None:
@@ -185,7 +159,7 @@ def expected_schema(
         dimension = dimension_for(endpoint, settings.output_dimensionality if settings is not None else None)
     if dimension < 1:
         raise EmbedError(f"an embedding dimension must be positive, got {dimension}.")
-    result = EmbeddingResult.of(function, flatten_json_output)
+    result = EmbeddingResult(json_encoded=not flatten_json_output)
     if result.json_encoded:
         embedding = ExpectedColumn(result.embedding, "JSON")
     else:
@@ -196,6 +170,6 @@ def expected_schema(
         ExpectedColumn(result.status, "STRING"),
         ExpectedColumn(result.start_sec, "INT64"),
         ExpectedColumn(result.end_sec, "INT64"),
-        *(_BOOKKEEPING if bookkeeping else ()),
+        *_BOOKKEEPING,
     )
     return ExpectedSchema(result, dimension, columns)

@@ -217,7 +217,7 @@ def validate(
         scope=scope,
         dimension=expected.dimension,
         endpoint=endpoint,
-        function=expected.result.function.value,
+        function=expected.result.function,
         failures=failures,
     )
     if columns is None:

@@ -8,7 +8,7 @@ import pytest
 
 from embed import schema, sql
 from embed.errors import EmbedError
-from embed.schema import EmbeddingFunction, expected_schema
+from embed.schema import expected_schema
 
 
 def template_columns(text: str) -> dict[str, str]:
@@ -43,13 +43,6 @@ def test_flatten_off_is_json(example_settings) -> None:
     assert expected_schema(example_settings(flatten_json_output=False)).result.json_encoded
 
 
-def test_ai_generate_embedding_names(example_settings) -> None:
-    expected = expected_schema(example_settings(), function=EmbeddingFunction.AI)
-    assert {"embedding", "status", "video_start_sec", "video_end_sec"} <= set(expected.names)
-    assert not any(name.startswith("ml_generate_embedding") for name in expected.names)
-    assert expected.column("embedding").describe() == "FLOAT64 REPEATED"
-
-
 def test_dimension_default_and_from_settings(example_settings) -> None:
     assert expected_schema(example_settings()).dimension == 1408
     assert expected_schema(example_settings(output_dimensionality=256)).dimension == 256
@@ -76,9 +69,9 @@ def test_pass_through_and_tolerated_columns(example_settings) -> None:
     assert expected.column("metadata").describe() == "RECORD REPEATED" and not expected.column("metadata").required
 
 
-def test_bookkeeping_can_be_left_out(example_settings) -> None:
-    assert {"embedded_at", "attempts"} <= set(expected_schema(example_settings()).names)
-    assert not {"embedded_at", "attempts"} & set(expected_schema(example_settings(), bookkeeping=False).names)
+def test_bookkeeping_columns_are_expected(example_settings) -> None:
+    names = set(expected_schema(example_settings()).names)
+    assert {"embedding_endpoint", "embedding_dimension", "embedded_at", "attempts", "run_id"} <= names
 
 
 def test_legacy_type_names_are_normalized() -> None:

@@ -14,7 +14,7 @@ from embed import sql
 from embed.engines.base import Column
 from embed.engines.local.engine import LocalEngine
 from embed.pipeline import validate_results
-from embed.schema import EmbeddingFunction, expected_schema
+from embed.schema import expected_schema
 from embed.settings import Settings
 from embed.validate import validate
 from tests.python.scripted import OK, PERMANENT, RETRYABLE, columns_of
@@ -224,14 +224,6 @@ def test_flatten_off_expects_json_not_array(example_settings) -> None:
     flat = columns_of(expected_schema(example_settings()))
     report = validate("t", flat, None, expected)
     assert [p.name for p in report.mistyped_columns] == ["ml_generate_embedding_result"]
-
-
-def test_ai_generate_embedding_names(example_settings) -> None:
-    expected = expected_schema(example_settings(), function=EmbeddingFunction.AI, dimension=4)
-    assert validate("t", columns_of(expected), {}, expected).function == "AI.GENERATE_EMBEDDING"
-    ml_columns = columns_of(expected_schema(example_settings()))
-    wrong = validate("t", ml_columns, None, expected)
-    assert "embedding" in wrong.missing_columns and "status" in wrong.missing_columns
 
 
 def test_a_table_with_a_wrong_schema_is_reported_without_querying_it(tmp_path, example_settings) -> None:

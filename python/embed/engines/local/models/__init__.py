@@ -30,6 +30,8 @@ from embed.errors import EmbedError
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINTS",
+    "FP32_ENDPOINT",
+    "INT8_ENDPOINT",
     "EmbeddingOutcome",
     "ImageInput",
     "LocalModel",
@@ -79,14 +81,16 @@ class _Endpoint:
 
 # A CLIP endpoint (text and image in one space, e.g. "local/open-clip-vit-b-32") belongs here once
 # open_clip_torch installs beside torch==2.13.0 without pulling another torch; today it does not.
+INT8_ENDPOINT = "local/efficientnet-lite0-int8"
+FP32_ENDPOINT = "local/efficientnet-lite0"
 _REGISTRY: dict[str, _Endpoint] = {
-    "local/efficientnet-lite0-int8": _Endpoint(1280, "embed.engines.local.models.int8:EfficientNetLite0Int8"),
-    "local/efficientnet-lite0": _Endpoint(1280, "embed.engines.local.models.efficientnet:EfficientNetLite0"),
+    INT8_ENDPOINT: _Endpoint(1280, "embed.engines.local.models.int8:EfficientNetLite0Int8"),
+    FP32_ENDPOINT: _Endpoint(1280, "embed.engines.local.models.efficientnet:EfficientNetLite0"),
 }
 ENDPOINTS: tuple[str, ...] = tuple(_REGISTRY)
 # int8 by default: about twice fp32's speed, with the same nearest neighbours (tests/local/test_int8_quality.py).
 # Its vectors are close to fp32's, not equal, hence its own name: a results table holds one of the two.
-DEFAULT_ENDPOINT = "local/efficientnet-lite0-int8"
+DEFAULT_ENDPOINT = INT8_ENDPOINT
 
 _loaded: dict[str, LocalModel] = {}
 _lock = threading.Lock()

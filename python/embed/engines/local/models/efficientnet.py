@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from embed.engines.local.models import FP32_ENDPOINT
 from embed.engines.local.models.batches import Failed, run_batches
 from embed.engines.local.models.images import ImageRejected, decode_image
 from embed.errors import EmbedError
@@ -45,7 +46,7 @@ __all__ = [
     "torch_feature_net",
 ]
 
-ENDPOINT = "local/efficientnet-lite0"
+ENDPOINT = FP32_ENDPOINT
 DIMENSION = 1280
 SIDE = 224
 # Images per onnxruntime call. On a 2-core machine small batches run faster than 32 (about 380

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from embed.engines.local.models import INT8_ENDPOINT
 from embed.engines.local.models.efficientnet import (
     SIDE,
     EfficientNetLite0,
@@ -45,7 +46,7 @@ __all__ = [
     "saturating_cpu",
 ]
 
-ENDPOINT = "local/efficientnet-lite0-int8"
+ENDPOINT = INT8_ENDPOINT
 # Images per onnxruntime call: int8 kernels gain from a batch of 8 where fp32 prefers 4.
 BATCH_SIZE = 8
 # scikit-image photos whose activations set the quantization ranges: textures, text, micrographs,
