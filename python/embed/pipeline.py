@@ -447,25 +447,38 @@ class Pipeline:
             " replacements are written)."
         )
 
-    def ensure_model(self) -> str:
-        """Create the model if absent, replace it if its endpoint differs; return what was done."""
-        s = self.settings
+    def _existing_model(self) -> Optional[str]:
+        """The endpoint of the model the settings name (None: no model; "": not a remote model)."""
         try:
-            existing = self.engine.model_endpoint(s.model)
+            return self.engine.model_endpoint(self.settings.model)
         except StatementError as exc:
             raise _refused("reading the model", exc) from None
+
+    def _model_statement(self, existing: Optional[str]) -> Optional[Statement]:
+        """The statement that makes the settings' model from ``existing``: create, replace, or none."""
+        s = self.settings
         if existing is None:
-            self._execute(sql.create_model(s))
-            self.say(f"created model {s.model} (endpoint {s.endpoint})")
-            return "created"
+            return sql.create_model(s)
         if endpoint_name(existing) == endpoint_name(s.endpoint):
-            return "kept"
+            return None
         if not existing:
             raise EmbedError(
                 f"model {s.model} exists but is not a remote model: the kit would replace it with the"
                 f" {s.endpoint} remote model. Point `model` (--model) at another name, or drop that model first."
             )
-        self._execute(sql.replace_model(s))
+        return sql.replace_model(s)
+
+    def ensure_model(self) -> str:
+        """Create the model if absent, replace it if its endpoint differs; return what was done."""
+        s = self.settings
+        existing = self._existing_model()
+        statement = self._model_statement(existing)
+        if statement is None:
+            return "kept"
+        self._execute(statement)
+        if existing is None:
+            self.say(f"created model {s.model} (endpoint {s.endpoint})")
+            return "created"
         self.say(f"replaced model {s.model}: its endpoint was {existing!r}, the settings say {s.endpoint!r}")
         return "replaced"
 
@@ -647,22 +660,20 @@ class Pipeline:
         """Check and price every statement a run can issue; nothing is created, changed or spent."""
         started = self.clock()
         s = self.settings
+        existing = self._existing_model()
+        needed = self._model_statement(existing)
         try:
-            model_exists = self.engine.model_endpoint(s.model) is not None
-            table_exists = self.engine.schema(s.results_table) is not None
+            exists = {"model": existing is not None, "results_table": self.engine.schema(s.results_table) is not None}
         except StatementError as exc:
-            raise _refused("reading the model and results table", exc) from None
+            raise _refused("reading the results table", exc) from None
         checks = []
-        for statement in sql.run_statements(s):
+        for statement in sql.run_statements(s, pruning=self.prune_deleted):
+            missing = sorted(what.replace("_", " ") for what in statement.requires if not exists[what])
             reason = None
-            if statement.name == "replace_model":
-                reason = "only when the model's endpoint differs"
-            elif statement.name == "prune_deleted" and not self.prune_deleted:
-                reason = "only with --prune-deleted"
-            elif statement.name not in ("create_model", "create_results_table") and not table_exists:
-                reason = "needs the results table, which the run creates first"
-            elif statement.calls_model and not model_exists:
-                reason = "needs the model, which the run creates first"
+            if statement.creates == "model" and statement != needed:
+                reason = f"this run does not issue it (issued {statement.when})"
+            elif missing:
+                reason = f"needs the {' and the '.join(missing)}, which the run creates first"
             if reason is not None:
                 checks.append(DryRunCheck(statement.name, skipped=reason))
                 continue

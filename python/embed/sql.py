@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 # ML.GENERATE_EMBEDDING status of a row that failed for a reason worth retrying.
+# What a statement needs to exist before it can run (Statement.requires).
+_TABLE = frozenset({"results_table"})
+_TABLE_AND_MODEL = frozenset({"results_table", "model"})
 # Rows of prior attempts a retry batch passes, so each new row counts its object's attempts.
 PRIOR_ATTEMPTS_TYPE = "ARRAY<STRUCT<uri STRING, generation INT64, attempts INT64>>"
 # Malformed rows (and duplicated uris) that validation returns as examples; the rest are only counted.
@@ -131,7 +134,7 @@ def create_model(settings: Settings) -> Statement:
     """CREATE MODEL IF NOT EXISTS for the remote embedding model."""
     # DDL options take literals only: the endpoint is vetted text.
     text = _text("create_model", settings, replace=False, endpoint=string_literal(settings.endpoint))
-    return Statement("create_model", text, uses_connection=True, when="once, if the model is missing")
+    return Statement("create_model", text, uses_connection=True, when="once, if the model is missing", creates="model")
 
 
 def replace_model(settings: Settings) -> Statement:
@@ -142,7 +145,7 @@ def replace_model(settings: Settings) -> Statement:
         text,
         uses_connection=True,
         when="only if the existing model has another endpoint and the results hold none of its embeddings",
-    )
+        creates="model",)
 
 
 def create_results_table(settings: Settings) -> Statement:
@@ -151,20 +154,20 @@ def create_results_table(settings: Settings) -> Statement:
     text = _text(
         "create_results_table", settings, result_type=result_type, description=string_literal(_RESULTS_DESCRIPTION)
     )
-    return Statement("create_results_table", text, when="once, if the results table is missing")
+    return Statement("create_results_table", text, when="once, if the results table is missing", creates="results_table")
 
 
 def embedding_spaces(settings: Settings) -> Statement:
     """Result rows by the endpoint and dimension they were embedded with."""
     text = _text("embedding_spaces", settings)
-    return Statement("embedding_spaces", text, when="when rows of another space were counted: to name them")
+    return Statement("embedding_spaces", text, when="when rows of another space were counted: to name them", requires=_TABLE)
 
 
 def pending_objects(settings: Settings) -> Statement:
     """Uris of objects whose current version has no result row in the settings' embedding space."""
     text = _text("pending_objects", settings)
     when = "once, when objects are pending: the new and changed ones, which the batches then embed"
-    return Statement("pending_objects", text, _space(settings), uses_connection=True, when=when)
+    return Statement("pending_objects", text, _space(settings), uses_connection=True, when=when, requires=_TABLE)
 
 
 def embed_batch(settings: Settings) -> Statement:
@@ -178,39 +181,38 @@ def embed_batch(settings: Settings) -> Statement:
     )
     when = f"per batch of {size} pending uris, then of each retry round; appends one row per object (segment)"
     return Statement(
-        "embed_batch", _text("embed_batch", settings), params, calls_model=True, uses_connection=True, when=when
-    )
+        "embed_batch", _text("embed_batch", settings), params, calls_model=True, uses_connection=True, when=when, requires=_TABLE_AND_MODEL)
 
 
 def retryable_objects(settings: Settings) -> Statement:
     """Objects whose current row has a retryable status, oldest attempt first, with their attempt counts."""
     when = f"before each retry round, at most {settings.max_retries} rounds with backoff"
     text = _text("retryable_objects", settings, with_attempts=True)
-    return Statement("retryable_objects", text, _space(settings), uses_connection=True, when=when)
+    return Statement("retryable_objects", text, _space(settings), uses_connection=True, when=when, requires=_TABLE)
 
 
 def status_counts(settings: Settings) -> Statement:
     """Objects embedded, failed (retryable or not), pending and deleted, and superseded result rows."""
     when = "first (a run with nothing to do stops here), again at the end, and for `embed status`"
-    return Statement("status_counts", _text("status_counts", settings), _space(settings), uses_connection=True, when=when)
+    return Statement("status_counts", _text("status_counts", settings), _space(settings), uses_connection=True, when=when, requires=_TABLE)
 
 
 def compact_results(settings: Settings) -> Statement:
     """DELETE result rows that a newer row of the same uri supersedes (changed objects, retried rows)."""
     when = "at the end, only when rows were superseded: at most once per run"
-    return Statement("compact_results", _text("compact_results", settings), when=when)
+    return Statement("compact_results", _text("compact_results", settings), when=when, requires=_TABLE)
 
 
 def prune_deleted(settings: Settings) -> Statement:
     """DELETE result rows of objects no longer in the object table."""
     text = _text("prune_deleted", settings)
-    return Statement("prune_deleted", text, uses_connection=True, when="only with --prune-deleted")
+    return Statement("prune_deleted", text, uses_connection=True, when="only with --prune-deleted", requires=_TABLE)
 
 
 def failure_summary(settings: Settings) -> Statement:
     """Current failed rows grouped by status, most frequent first."""
     when = "at the end, when the run wrote rows, and for `embed status`: failed rows by status"
-    return Statement("failure_summary", _text("failure_summary", settings), _space(settings), when=when)
+    return Statement("failure_summary", _text("failure_summary", settings), _space(settings), when=when, requires=_TABLE)
 
 
 def failed_objects(settings: Settings, limit: int) -> Statement:
@@ -219,7 +221,7 @@ def failed_objects(settings: Settings, limit: int) -> Statement:
         raise EmbedError(f"--limit must be a positive whole number, got {limit!r}.")
     text = _text("failed_objects", settings, with_attempts=True)
     params = (*_space(settings), QueryParameter("limit", "INT64", limit))
-    return Statement("failed_objects", text, params, uses_connection=True, when="for `embed failures`")
+    return Statement("failed_objects", text, params, uses_connection=True, when="for `embed failures`", requires=_TABLE)
 
 
 def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:
@@ -230,8 +232,8 @@ def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:
     params = _space(settings)
     if scoped:
         params += (QueryParameter("since", "TIMESTAMP", None), QueryParameter("run_id", "STRING", ""))
-        return Statement("validate_run", text, params, when="at the end, when the run wrote rows: those rows only")
-    return Statement("validate_results", text, params, when="for `embed validate`: the whole table")
+        return Statement("validate_run", text, params, when="at the end, when the run wrote rows: those rows only", requires=_TABLE)
+    return Statement("validate_results", text, params, when="for `embed validate`: the whole table", requires=_TABLE)
 
 
 def _top_k(top_k: int) -> int:
@@ -250,7 +252,7 @@ def vector_search(settings: Settings, image_uri: str, top_k: int) -> Statement:
     # The image itself is its own nearest: searched for, then left out.
     text = _text("vector_search", settings, top_k=_top_k(top_k), search_k=top_k + 1)
     params = (QueryParameter("image_uri", "STRING", image_uri), *_space(settings))
-    return Statement("vector_search", text, params, uses_connection=True, when="for `embed similar URI`")
+    return Statement("vector_search", text, params, uses_connection=True, when="for `embed similar URI`", requires=_TABLE)
 
 
 def text_search(settings: Settings, text: str, top_k: int) -> Statement:
@@ -258,13 +260,12 @@ def text_search(settings: Settings, text: str, top_k: int) -> Statement:
     rendered = _text("text_search", settings, top_k=_top_k(top_k))
     params = (QueryParameter("text", "STRING", text), *_space(settings))
     return Statement(
-        "text_search", rendered, params, calls_model=True, uses_connection=True, when="for `embed similar --text`"
-    )
+        "text_search", rendered, params, calls_model=True, uses_connection=True, when="for `embed similar --text`", requires=_TABLE_AND_MODEL)
 
 
-def run_statements(settings: Settings) -> tuple[Statement, ...]:
-    """Every statement a run can issue, in order."""
-    return (
+def run_statements(settings: Settings, *, pruning: bool = True) -> tuple[Statement, ...]:
+    """Every statement a run can issue, in order (``pruning``: with the one ``--prune-deleted`` adds)."""
+    statements = (
         create_results_table(settings),
         status_counts(settings),
         embedding_spaces(settings),
@@ -278,3 +279,4 @@ def run_statements(settings: Settings) -> tuple[Statement, ...]:
         failure_summary(settings),
         validate_results(settings, scoped=True),
     )
+    return statements if pruning else tuple(s for s in statements if s.name != "prune_deleted")

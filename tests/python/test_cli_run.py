@@ -115,7 +115,7 @@ def test_run_dry_run_runs_nothing(cli_run) -> None:
     assert code == 0, err
     assert engine.calls and all(c.dry_run for c in engine.calls)
     names = [c["name"] for c in json.loads(out)["dry_run"]]
-    assert names == [s.name for s in sql.run_statements(SETTINGS)]
+    assert names == [s.name for s in sql.run_statements(SETTINGS, pruning=False)]
 
 
 def test_run_iam_wait_flag_bounds_the_wait(cli_run) -> None:

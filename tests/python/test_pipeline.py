@@ -517,7 +517,7 @@ def test_dry_run_executes_nothing_for_real(example_settings) -> None:
     engine = existing(settings)
     report = pipeline(engine, settings, prune_deleted=True).dry_run()
     assert engine.calls and all(c.dry_run for c in engine.calls)
-    expected = [s.name for s in sql.run_statements(settings) if s.name != "replace_model"]
+    expected = [s.name for s in sql.run_statements(settings) if not s.creates == "model"]  # the model is there
     assert [c.name for c in engine.calls] == expected
     assert report.ok and all(c.bytes_billed for c in report.dry_run if c.skipped is None)
     assert report.bytes_billed == sum(c.bytes_billed or 0 for c in report.dry_run)
@@ -548,3 +548,16 @@ def test_objects_that_arrive_during_the_run_are_embedded_by_one_more_pass(exampl
     assert sent(engine) == [["gs://b/a", "gs://b/b"], ["gs://b/late"]]
     assert report.counts.embedded == 3 and report.counts.pending == 0
     assert any("arrived or changed during the run" in m for m in report.messages)
+
+
+@pytest.mark.parametrize(("endpoint", "checked"), [(None, "create_model"), ("multimodalembedding@000", "replace_model")])
+def test_dry_run_checks_the_model_statement_the_run_would_issue(example_settings, endpoint, checked) -> None:
+    settings = example_settings()
+    engine = engine_for(settings, endpoint=endpoint, table=columns_of(expected_schema(settings)))
+    report = pipeline(engine, settings).dry_run()
+    models = [c.name for c in engine.calls if c.name in ("create_model", "replace_model")]
+    assert models == [checked]
+    assert [c.name for c in report.dry_run if c.skipped and c.name.endswith("_model")] == [
+        other for other in ("create_model", "replace_model") if other != checked
+    ]
+    assert "prune_deleted" not in [c.name for c in report.dry_run]  # only with --prune-deleted

@@ -7,6 +7,7 @@ query parameters with their BigQuery types, and what the statement needs of the 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +56,8 @@ class Statement:
     one on its own (the calls of a failed job may already be billed). ``uses_connection``
     statements go through the connection (the remote model, or the object table it reads), so
     right after provisioning they can fail until the connection's IAM grants have propagated.
+    ``creates`` names what a DDL statement makes (``model``, ``results_table``); ``requires``
+    what must exist before the statement can run.
     """
 
     name: str
@@ -63,6 +66,8 @@ class Statement:
     calls_model: bool = False
     uses_connection: bool = False
     when: str = ""
+    creates: str = ""
+    requires: frozenset[str] = frozenset()
 
     def with_params(self, **values: Any) -> "Statement":
         """A copy whose parameters take ``values`` (by name); every name must be a declared parameter."""
@@ -71,7 +76,7 @@ class Statement:
         if unknown:
             raise KeyError(f"{self.name} declares no parameter {', '.join(unknown)}")
         params = tuple(QueryParameter(p.name, p.type, values.get(p.name, p.value)) for p in self.params)
-        return Statement(self.name, self.sql, params, self.calls_model, self.uses_connection, self.when)
+        return dataclasses.replace(self, params=params)
 
 
 @dataclass(frozen=True)
