@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 from embed import sql
@@ -31,6 +31,7 @@ from embed.engines.base import Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError
 from embed.identifiers import endpoint_name
 from embed.schema import ExpectedSchema, dimension_for, expected_schema
+from embed.reports import DryRunCheck, ObjectCounts, PipelineEvent, RunReport, StatementRun
 from embed.settings import MAX_BATCH_SIZE, Settings
 from embed.validate import FailureGroup, ValidationReport, check_columns, validate
 
@@ -38,12 +39,7 @@ __all__ = [
     "DEFAULT_IAM_WAIT",
     "FIXED_COST_SHARE",
     "MIN_BILLED_BYTES",
-    "DryRunCheck",
     "Pipeline",
-    "PipelineEvent",
-    "RunReport",
-    "StatementRun",
-    "ObjectCounts",
     "auto_batch_size",
     "new_run_id",
     "read_failures",
@@ -62,149 +58,6 @@ MIN_BILLED_BYTES = 10 * 2**20
 FIXED_COST_SHARE = 0.25
 # A validation run started before this margin may still own rows: the server clock and ours may differ.
 _CLOCK_MARGIN = dt.timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class PipelineEvent:
-    """Progress of a run: a ``message``, the ``start`` of embedding ``total`` objects, or an ``advance``."""
-
-    kind: str
-    message: str = ""
-    total: Optional[int] = None
-    advance: int = 0
-
-
-@dataclass(frozen=True)
-class ObjectCounts:
-    """Objects of the object table by the state of their current version's embedding, and stale rows."""
-
-    objects: int = 0
-    embedded: int = 0
-    failed_retryable: int = 0
-    failed_permanent: int = 0
-    pending: int = 0
-    deleted: int = 0
-    superseded_rows: int = 0
-    other_space_rows: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        """A JSON-ready form."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class StatementRun:
-    """One statement a run issued: its job, the bytes billed (or estimated) and the rows it sent to the model."""
-
-    name: str
-    job_id: Optional[str] = None
-    bytes_billed: Optional[int] = None
-    model_rows: int = 0
-
-
-@dataclass(frozen=True)
-class DryRunCheck:
-    """One statement checked by a dry run: bytes it would bill, or why it was not checked or failed."""
-
-    name: str
-    bytes_billed: Optional[int] = None
-    skipped: Optional[str] = None
-    error: Optional[str] = None
-
-
-@dataclass
-class RunReport:
-    """What a run did and found."""
-
-    run_id: str = ""
-    model_action: str = ""
-    batch_size: int = 0
-    rows_written: int = 0
-    objects_sent: int = 0
-    batches: int = 0
-    retries: int = 0
-    retried_objects: int = 0
-    compacted_rows: int = 0
-    pruned_rows: int = 0
-    counts: ObjectCounts = field(default_factory=ObjectCounts)
-    failures: tuple[FailureGroup, ...] = ()
-    elapsed: float = 0.0
-    embedding_seconds: float = 0.0
-    messages: list[str] = field(default_factory=list)
-    statements: list[StatementRun] = field(default_factory=list)
-    validation: Optional[ValidationReport] = None
-    dry_run: Optional[tuple[DryRunCheck, ...]] = None
-    billing: str = ""
-
-    @property
-    def embedded(self) -> int:
-        """Objects whose current version has an embedding."""
-        return self.counts.embedded
-
-    @property
-    def bytes_billed(self) -> int:
-        """Bytes billed by every statement of the run (a dry run: that its statements would bill)."""
-        if self.dry_run is not None:
-            return sum(c.bytes_billed or 0 for c in self.dry_run)
-        return sum(s.bytes_billed or 0 for s in self.statements)
-
-    @property
-    def job_ids(self) -> list[str]:
-        """The jobs the run started, in order (none on the embedded engine)."""
-        return [s.job_id for s in self.statements if s.job_id]
-
-    @property
-    def images_per_second(self) -> Optional[float]:
-        """Objects sent to the model per second of embedding statements; None if none ran."""
-        if self.objects_sent == 0 or self.embedding_seconds <= 0:
-            return None
-        return self.objects_sent / self.embedding_seconds
-
-    @property
-    def ok(self) -> bool:
-        """True when the rows the run wrote validated (a dry run: when every checked statement passed)."""
-        if self.dry_run is not None:
-            return all(check.error is None for check in self.dry_run)
-        return self.validation is None or self.validation.ok
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form for --json."""
-        out: dict[str, Any] = {
-            "ok": self.ok,
-            "run_id": self.run_id,
-            "elapsed_seconds": round(self.elapsed, 3),
-            "bytes_billed": self.bytes_billed,
-            "billing": self.billing,
-            "messages": self.messages,
-        }
-        if self.dry_run is not None:
-            out["dry_run"] = [
-                {"name": c.name, "bytes_billed": c.bytes_billed, "skipped": c.skipped, "error": c.error}
-                for c in self.dry_run
-            ]
-            return out
-        out |= {
-            "model": self.model_action,
-            "embedded": self.embedded,
-            "batch_size": self.batch_size,
-            "batches": self.batches,
-            "objects_sent": self.objects_sent,
-            "rows_written": self.rows_written,
-            "retries": self.retries,
-            "retried_objects": self.retried_objects,
-            "compacted_rows": self.compacted_rows,
-            "pruned_rows": self.pruned_rows,
-            "embedding_seconds": round(self.embedding_seconds, 3),
-            "images_per_second": None if self.images_per_second is None else round(self.images_per_second, 1),
-            "counts": self.counts.to_dict(),
-            "failures": [f.to_dict() for f in self.failures],
-            "validation": self.validation.to_dict() if self.validation is not None else None,
-            "jobs": [
-                {"name": s.name, "job_id": s.job_id, "bytes_billed": s.bytes_billed, "model_rows": s.model_rows}
-                for s in self.statements
-            ],
-        }
-        return out
 
 
 def new_run_id() -> str:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from embed.failures import FailedObjects
-    from embed.pipeline import PipelineEvent, RunReport, ObjectCounts
+    from embed.reports import ObjectCounts, PipelineEvent, RunReport
     from embed.validate import FailureGroup, ValidationReport
 
 __all__ = ["RunProgress", "failures_table", "neighbours_table", "run_table", "status_table", "validation_table"]

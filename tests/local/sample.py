@@ -11,7 +11,8 @@ from embed.demo import lay_out
 from embed.engines.base import Statement
 from embed.engines.local.engine import LocalEngine
 from embed.engines.local.models import load_model
-from embed.pipeline import Pipeline, RunReport
+from embed.pipeline import Pipeline
+from embed.reports import RunReport
 from embed.settings import Settings, load_settings
 
 # Small on purpose (2 cores): five photos, one of them a stereo pair's second view.
