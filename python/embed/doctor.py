@@ -30,21 +30,10 @@ __all__ = [
     "INFERENCE_PERMISSIONS",
     "REQUIRED_APIS",
     "all_ok",
-    "print_table",
     "run_checks",
     "to_json",
 ]
 
-CHECK_NAMES = (
-    "api bigquery.googleapis.com",
-    "api bigqueryconnection.googleapis.com",
-    "api aiplatform.googleapis.com",
-    "api cloudresourcemanager.googleapis.com",
-    "caller permissions",
-    "connection",
-    "service account role",
-    "locations",
-)  # after "credentials", in the order they run
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 # Cloud Resource Manager: the permission and IAM policy checks below, and the stack's project grants.
 REQUIRED_APIS = (
@@ -398,26 +387,46 @@ def _locations(session: "requests.Session", credentials: Any, settings: "Setting
     )
 
 
-def _checks(
-    settings: "Settings", session: "requests.Session", credentials: Any, timeout: float
-) -> Iterator[tuple[str, Callable[[], CheckResult]]]:
-    """The checks after credentials, by name, each run lazily so a _Stop can skip the rest."""
-    google = _Google(session, timeout)
-    for service in REQUIRED_APIS:
-        yield f"api {service}", lambda service=service: _api(google, settings.project_id, service)
-    quota = getattr(credentials, "quota_project_id", None) == settings.project_id
-    yield "caller permissions", lambda: _permissions(google, settings.project_id, quota)
-    account: dict[str, Optional[str]] = {"value": None}
+class _Checks:
+    """The checks after credentials, in the order they run; each runs lazily, so a _Stop can skip the rest.
 
-    def connection() -> CheckResult:
-        result, account["value"] = _connection(google, settings)
+    The connection check finds the connection's service account, which the next check looks up.
+    """
+
+    NAMES = (
+        *(f"api {service}" for service in REQUIRED_APIS),
+        "caller permissions",
+        "connection",
+        "service account role",
+        "locations",
+    )
+
+    def __init__(self, settings: "Settings", session: "requests.Session", credentials: Any, timeout: float) -> None:
+        self.settings = settings
+        self.session = session
+        self.credentials = credentials
+        self.timeout = timeout
+        self.google = _Google(session, timeout)
+        self.service_account: Optional[str] = None
+
+    def __iter__(self) -> Iterator[tuple[str, Callable[[], CheckResult]]]:
+        s = self.settings
+        quota = getattr(self.credentials, "quota_project_id", None) == s.project_id
+        checks = [
+            *(lambda service=service: _api(self.google, s.project_id, service) for service in REQUIRED_APIS),
+            lambda: _permissions(self.google, s.project_id, quota),
+            self._connection,
+            lambda: _service_account_role(self.google, s, self.service_account or s.connection_service_account),
+            lambda: _locations(self.session, self.credentials, s, self.timeout),
+        ]
+        return iter(zip(self.NAMES, checks))
+
+    def _connection(self) -> CheckResult:
+        result, self.service_account = _connection(self.google, self.settings)
         return result
 
-    yield "connection", connection
-    yield "service account role", lambda: _service_account_role(
-        google, settings, account["value"] or settings.connection_service_account
-    )
-    yield "locations", lambda: _locations(session, credentials, settings, timeout)
+
+CHECK_NAMES = _Checks.NAMES  # after "credentials"
 
 
 def run_checks(
@@ -450,7 +459,7 @@ def run_checks(
 
         make_session = AuthorizedSession
     session = make_session(credentials)
-    for name, check in _checks(settings, session, credentials, timeout):
+    for name, check in _Checks(settings, session, credentials, timeout):
         if stop is not None:
             results.append(CheckResult(name, False, problem=f"not checked: {stop}", skipped=True))
             continue
@@ -478,22 +487,3 @@ def to_json(results: list[CheckResult], settings: "Settings") -> str:
         },
         indent=2,
     )
-
-
-def print_table(results: list[CheckResult], settings: "Settings") -> None:
-    """Print the results as a table: each check, its status, and what was found or what to do."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"embed doctor: project {settings.project_id}, location {settings.location}")
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("details")
-    for r in results:
-        if r.ok:
-            table.add_row(r.name, "[green]ok[/green]", r.detail)
-        elif r.skipped:
-            table.add_row(r.name, "[yellow]skipped[/yellow]", r.problem)
-        else:
-            table.add_row(r.name, "[red]MISSING[/red]", f"{r.problem}\n[bold]fix:[/bold] {r.fix}")
-    Console(soft_wrap=False).print(table)

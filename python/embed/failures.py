@@ -57,6 +57,8 @@ class FailedObjects:
 
 def read_failed_objects(engine: Engine, settings: Settings, limit: int = DEFAULT_LIMIT) -> FailedObjects:
     """The objects whose current row failed, most recent attempt first (runs sql.failed_objects)."""
+    if engine.schema(settings.results_table) is None:
+        raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.")
     statement = sql.failed_objects(settings, limit)
     try:
         rows = engine.execute(statement).records()

@@ -31,7 +31,7 @@ from embed.engines.base import Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError
 from embed.identifiers import endpoint_name
 from embed.schema import ExpectedSchema, dimension_for, expected_schema
-from embed.reports import DryRunCheck, ObjectCounts, PipelineEvent, RunReport, StatementRun
+from embed.reports import DryRunCheck, ObjectCounts, PipelineEvent, RunReport, StatementRun, StatusReport
 from embed.settings import MAX_BATCH_SIZE, Settings
 from embed.validate import FailureGroup, ValidationReport, check_columns, validate
 
@@ -43,6 +43,7 @@ __all__ = [
     "auto_batch_size",
     "new_run_id",
     "read_failures",
+    "read_status",
     "read_status_counts",
     "row_bytes",
     "validate_results",
@@ -114,6 +115,15 @@ def read_status_counts(engine: Engine, settings: Settings) -> ObjectCounts:
         return _counts(engine.execute(sql.status_counts(settings)))
     except StatementError as exc:
         raise _refused("status_counts", exc) from None
+
+
+def read_status(engine: Engine, settings: Settings) -> StatusReport:
+    """Objects by state and, when some failed, failed rows by status (for `embed status`)."""
+    if engine.schema(settings.results_table) is None:
+        return StatusReport(str(settings.results_table))
+    counts = read_status_counts(engine, settings)
+    failed = counts.failed_retryable + counts.failed_permanent
+    return StatusReport(str(settings.results_table), counts, read_failures(engine, settings) if failed else ())
 
 
 def _failures(result: QueryResult) -> tuple[FailureGroup, ...]:

@@ -15,9 +15,9 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from embed.errors import EmbedError
+from embed.errors import VALIDATION, EmbedError
 
 DATA_TYPES = ("google_bigquery_dataset", "google_bigquery_table", "google_storage_bucket")
 BUCKET = "google_storage_bucket"
@@ -203,6 +203,29 @@ OFFLINE_NOTE = [
     "> the stand-in cannot apply: plan against the real provider before `make apply`.",
     "",
 ]
+
+
+def data_loss_error(summary: PlanSummary) -> EmbedError:
+    """The error for --fail-on-data-loss: what the plan would destroy, and what to do (exit 1)."""
+    return EmbedError(
+        "the plan destroys or replaces stored data (embeddings or images would be lost): "
+        + ", ".join(summary.data_loss)
+        + ". Change the configuration so these are updated in place, or, if the loss is intended,"
+        " back the data up and run without --fail-on-data-loss.",
+        VALIDATION,
+    )
+
+
+def write_markdown(markdown: str, output: Optional[Path] = None) -> None:
+    """Write the review to ``output`` (its folder made if needed), or to stdout when None."""
+    if output is None:
+        sys.stdout.write(markdown)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        raise EmbedError(f"cannot write {output}: {exc}") from None
 
 
 def render_markdown(summary: PlanSummary, offline: bool = False) -> str:

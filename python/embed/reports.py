@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from embed.validate import FailureGroup, ValidationReport
 
-__all__ = ["DryRunCheck", "ObjectCounts", "PipelineEvent", "RunReport", "StatementRun"]
+__all__ = ["DryRunCheck", "ObjectCounts", "PipelineEvent", "RunReport", "StatementRun", "StatusReport"]
 
 
 @dataclass(frozen=True)
@@ -154,4 +154,29 @@ class RunReport:
                 for s in self.statements
             ],
         }
+        return out
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What `embed status` found: the objects by state and the failed rows by status (None: no results table)."""
+
+    table: str
+    counts: Optional[ObjectCounts] = None
+    failures: tuple[FailureGroup, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """What to say when the results table does not exist yet."""
+        return "" if self.counts is not None else f"results table {self.table} does not exist yet: run `python -m embed run`."
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for --json."""
+        out: dict[str, Any] = {
+            "results_table_exists": self.counts is not None,
+            "counts": None if self.counts is None else self.counts.to_dict(),
+            "failures": [f.to_dict() for f in self.failures],
+        }
+        if self.counts is None:
+            out["message"] = self.message
         return out

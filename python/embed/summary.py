@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import functools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -12,10 +15,51 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from embed.failures import FailedObjects
+    from embed.doctor import CheckResult
     from embed.reports import ObjectCounts, PipelineEvent, RunReport
+    from embed.settings import Settings
     from embed.validate import FailureGroup, ValidationReport
 
-__all__ = ["RunProgress", "failures_table", "neighbours_table", "run_table", "status_table", "validation_table"]
+__all__ = [
+    "RunProgress",
+    "console",
+    "print_json",
+    "render",
+    "warn",
+    "doctor_table",
+    "failures_hint",
+    "failures_table",
+    "neighbours_table",
+    "run_table",
+    "status_table",
+    "validation_table",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def console(stderr: bool = False) -> "Console":
+    """The rich console on stdout (results) or stderr (messages, warnings and the progress bar: one, so they
+    never overlap)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def warn(message: str) -> None:
+    """Print a warning on stderr."""
+    console(stderr=True).print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_json(data: object) -> None:
+    """Write ``data`` as the only thing on stdout."""
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def render(table_of: Callable[..., "Table"], *args: Any, **kwargs: Any) -> None:
+    """Print on stdout the rich table ``table_of`` builds."""
+    console().print(table_of(*args, **kwargs))
 
 
 class RunProgress:
@@ -209,3 +253,35 @@ def _utc(moment: "dt.datetime") -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.timezone.utc)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def doctor_table(results: "list[CheckResult]", settings: "Settings") -> "Table":
+    """doctor's checks: each check, its status, and what was found or what to do."""
+    from rich.table import Table
+
+    table = Table(title=f"embed doctor: project {settings.project_id}, location {settings.location}")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("details")
+    for r in results:
+        if r.ok:
+            table.add_row(r.name, "[green]ok[/green]", r.detail)
+        elif r.skipped:
+            table.add_row(r.name, "[yellow]skipped[/yellow]", r.problem)
+        else:
+            table.add_row(r.name, "[red]MISSING[/red]", f"{r.problem}\n[bold]fix:[/bold] {r.fix}")
+    return table
+
+
+def failures_hint(
+    failed: int, engine_name: str, *, db: Optional[Path] = None, outputs: Optional[Path] = None,
+    tf_dir: Optional[Path] = None,
+) -> str:
+    """The command that lists ``failed`` failed objects, with the flags that select the same results."""
+    words = ["python -m embed failures"]
+    if engine_name == "local":
+        words.append("--engine local")
+    for flag, value in (("--db", db), ("--outputs", outputs), ("--tf-dir", tf_dir)):
+        if value is not None:
+            words.append(f"{flag} {value}")
+    return f"{failed:,} object(s) failed: `{' '.join(words)}` lists each with its status and attempts."

@@ -354,7 +354,11 @@ def test_json_and_table_output(example_settings: Callable[..., Settings], capsys
     assert [c["name"] for c in document["checks"]] == ["credentials", *doctor.CHECK_NAMES]
     [bad] = [c for c in document["checks"] if not c["ok"]]
     assert bad["name"] == "locations" and bad["fix"]
-    doctor.print_table(results, settings)
+    from rich.console import Console
+
+    from embed.summary import doctor_table
+
+    Console().print(doctor_table(results, settings))
     printed = capsys.readouterr().out
     assert "locations" in printed and "MISSING" in printed and "ok" in printed
 

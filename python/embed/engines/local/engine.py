@@ -196,7 +196,7 @@ class LocalEngine:
         self._known_tables: Optional[set[tuple[str, str]]] = None
         self.rows_per_job = ROWS_PER_JOB
         self.response_limit = RESPONSE_LIMIT
-        self.billing = Billing(self.con, self._stored_table, self._quoted, self.catalog.layout, self._duck)
+        self.pricing = Billing(self.con, self._stored_table, self._quoted, self.catalog.layout, self._duck)
         self._names = itertools.count(1)
         # Object-table refreshes: file hashes (read from the catalog once) and each table's last listing.
         self._known_files: Optional[dict[str, ObjectFile]] = None
@@ -369,7 +369,7 @@ class LocalEngine:
         with self._statement() as registered:
             self._refresh_objects(tree)
             check_parameter_use(tree, statement.params, self._column_type)
-            estimate = self.billing.estimate(tree, params)
+            estimate = self.pricing.estimate(tree, params)
             created = self._created_table(tree)
             sent_before = self.stats.rows
             prepared = self._prepare(tree, registered, dry_run, params)
@@ -473,10 +473,10 @@ class LocalEngine:
 
     def _column_type(self, column: "exp.Column") -> Optional[str]:
         """The BigQuery type of a stored table's column (None when it is not one, or is an array)."""
-        table = self.billing._resolve_column(column)
+        table = self.pricing._resolve_column(column)
         if table is None:
             return None
-        types = self.billing._types(table)
+        types = self.pricing._types(table)
         kind = types.get(column.name.lower())
         if kind is None or str(kind.id) in ("list", "struct"):
             return None
