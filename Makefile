@@ -104,10 +104,14 @@ destroy: vars init ## Destroy the stack (the dataset refuses while it holds tabl
 docs: ## Regenerate the variables and outputs tables of the READMEs from the .tf files
 	$(PYTHON) -m tests.support.docs --write
 
-fmt: ## Format the Terraform code
+fmt: $(STAMP_LINT) ## Format the Terraform and Python code (and fix what ruff can)
 	$(TERRAFORM) fmt -recursive modules $(TF_DIR)
+	$(PY) -m ruff format python tests bench
+	$(PY) -m ruff check --fix python tests bench
 
-lint: $(STAMP_LINT) ## terraform fmt -check, terraform validate and checkov
+lint: $(STAMP_LINT) ## ruff (format and lint), terraform fmt -check, terraform validate and checkov
+	$(PY) -m ruff format --check python tests bench
+	$(PY) -m ruff check python tests bench
 	$(PY) -m pytest -q tests/terraform/test_lint.py $(PYTEST_ARGS)
 
 test: $(STAMP) ## Run the whole test suite (offline)

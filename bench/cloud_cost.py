@@ -104,13 +104,19 @@ def projection(largest: Metered, n: int, price: float) -> None:
     """Bytes of a first run over 1M images at 1408 dimensions, by the run's statements and the sizes measured."""
     settings = load_settings({"output_dimensionality": None}, local=True, environ={})
     local_row = row_bytes(settings)
-    vertex = load_settings({}, outputs_file=Path(__file__).resolve().parents[1] / "terraform" / "outputs.example.json",
-                           environ={})
+    vertex = load_settings(
+        {}, outputs_file=Path(__file__).resolve().parents[1] / "terraform" / "outputs.example.json", environ={}
+    )
     row = row_bytes(vertex)  # 1408 FLOAT64 and the other columns
     per_object = {name: largest.read[name] / n for name in largest.read}
     # Key scans (uri, generation, status ...) grow with N; the embedding in validation is scaled to 1408-d.
-    keys = sum(per_object.get(name, 0) for name in ("status_counts", "pending_objects", "retryable_objects",
-                                                      "failure_summary")) * PROJECTED
+    keys = (
+        sum(
+            per_object.get(name, 0)
+            for name in ("status_counts", "pending_objects", "retryable_objects", "failure_summary")
+        )
+        * PROJECTED
+    )
     # One batch reads every column of the whole object table (its metadata): per object, one batch's read / N.
     metadata = largest.read["embed_batch"] / largest.count["embed_batch"] / n * PROJECTED
     batch = auto_batch_size(PROJECTED, int(metadata), row)
@@ -123,11 +129,15 @@ def projection(largest: Metered, n: int, price: float) -> None:
     print(f"projection: first run over {PROJECTED:,} images, 1408-d embeddings ({row:,} bytes a row)")
     print(f"  results table                         {table / 2**30:10.1f} GiB")
     print(f"  key scans (4 statements)              {keys / 2**30:10.2f} GiB")
-    print(f"  batches: {batches} jobs of {batch:,}, each reading the object table's metadata"
-          f" ({metadata / MB:,.0f} MB): {scans / 2**30:.2f} GiB")
+    print(
+        f"  batches: {batches} jobs of {batch:,}, each reading the object table's metadata"
+        f" ({metadata / MB:,.0f} MB): {scans / 2**30:.2f} GiB"
+    )
     print(f"  validation of the rows written        {validation / 2**30:10.2f} GiB")
-    print(f"  total billed                          {billed / 2**30:10.2f} GiB"
-          f"  = ${billed / TIB * price:,.2f} at ${price}/TiB")
+    print(
+        f"  total billed                          {billed / 2**30:10.2f} GiB"
+        f"  = ${billed / TIB * price:,.2f} at ${price}/TiB"
+    )
     print(f"  (billed - key scans) / table size     {(billed - keys) / table:10.2f}  (goal: at most 1.5)")
     print(f"  Vertex AI calls                       {PROJECTED:10,}  (plus one per retried row)")
     print(f"  jobs                                  {batches + 6:10,}  ({batches} batches, 6 other statements)")
@@ -140,7 +150,10 @@ def main() -> None:
     parser.add_argument("--price-per-tib", type=float, default=6.25, help="on-demand $ per TiB billed")
     args = parser.parse_args()
     firsts, noops, firsts_read, noops_read = [], [], [], []
-    print(f"{'N':>6} {'first run':>14} {'/object':>10} {'no-op re-run':>14} {'/object':>9} {'+1 % new':>12} {'/new object':>12}")
+    print(
+        f"{'N':>6} {'first run':>14} {'/object':>10} {'no-op re-run':>14} {'/object':>9}"
+        f" {'+1 % new':>12} {'/new object':>12}"
+    )
     largest = None
     with tempfile.TemporaryDirectory(prefix="embed-cost-") as tmp:
         for n in SIZES:
@@ -157,19 +170,25 @@ def main() -> None:
             firsts_read.append(read(first))
             noops_read.append(read(noop))
             largest = first
-            print(f"{n:>6} {total(first) / MB:>11,.0f} MB {total(first) / n / 1024:>7,.1f} KB"
-                  f" {total(noop) / MB:>11,.0f} MB {total(noop) / n:>7,.0f} B"
-                  f" {total(more) / MB:>9,.0f} MB {total(more) / added / 1024:>9,.0f} KB")
+            print(
+                f"{n:>6} {total(first) / MB:>11,.0f} MB {total(first) / n / 1024:>7,.1f} KB"
+                f" {total(noop) / MB:>11,.0f} MB {total(noop) / n:>7,.0f} B"
+                f" {total(more) / MB:>9,.0f} MB {total(more) / added / 1024:>9,.0f} KB"
+            )
         print()
         print(f"statements of the first run at N = {SIZES[-1]:,} (billed, read before the 10 MB minimums):")
         for name in largest.billed:
-            print(f"  {name:<22} x{largest.count[name]:<3} {largest.billed[name] / MB:9,.0f} MB"
-                  f" {largest.read[name] / MB:9,.2f} MB")
+            print(
+                f"  {name:<22} x{largest.count[name]:<3} {largest.billed[name] / MB:9,.0f} MB"
+                f" {largest.read[name] / MB:9,.2f} MB"
+            )
         projection(largest, SIZES[-1], args.price_per_tib)
     print()
     print("bytes are estimated by BigQuery's documented on-demand rules; a model, not a bill")
     sizes = [float(n) for n in SIZES]
-    print(f"growth exponent of bytes read before the 10 MB minimums: {slope(sizes, [float(b) for b in firsts_read]):.3f}")
+    print(
+        f"growth exponent of bytes read before the 10 MB minimums: {slope(sizes, [float(b) for b in firsts_read]):.3f}"
+    )
     print(f"no-op re-run / first run, bytes read before the minimums: {noops_read[-1] / firsts_read[-1]:.4f}")
     print(f"growth exponent: {slope(sizes, [float(b) for b in firsts]):.3f}")
     print(f"no-op re-run / first run: {noops[-1] / firsts[-1]:.4f}")

@@ -102,7 +102,9 @@ def child(paths: list[str], bounded: bool, threads: int) -> None:
 def measure(paths: list[Path], bounded: bool, threads: int) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--child", "bounded" if bounded else "unbounded", str(threads), *map(str, paths)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

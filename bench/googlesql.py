@@ -84,8 +84,9 @@ def main() -> None:
             compiled, loaded = compile_and_load(Path(scratch) / "embed-kit")
             os.environ["XDG_CACHE_HOME"] = scratch  # the instance below loads what was just compiled
             print(f"compile the module (once per machine)     {compiled:8.2f} s")
-            print(f"load it from the cache                    {loaded:8.3f} s   compile / load: "
-                  f"{compiled / loaded:.0f}x")
+            print(
+                f"load it from the cache                    {loaded:8.3f} s   compile / load: {compiled / loaded:.0f}x"
+            )
         start = seconds(googlesql.runtime.instance)
         print(f"start an instance (import, load, start)   {start:8.3f} s")
 
@@ -100,14 +101,16 @@ def main() -> None:
                 variant = load_settings(overrides, outputs_file=REPO / "terraform" / "outputs.example.json", environ={})
                 checker = googlesql.analyzer(variant)
                 for statement in statements(variant):
-                    took = seconds(lambda: checker.analyze(statement.sql, name=statement.name))
+                    took = seconds(lambda c=checker, s=statement: c.analyze(s.sql, name=s.name))
                     per_statement.setdefault(statement.name, []).append(took)
         medians = {name: statistics.median(times) for name, times in per_statement.items()}
         for name, median in sorted(medians.items(), key=lambda item: -item[1]):
             print(f"  analyze {name:32s} {median * 1000:8.1f} ms")
         typical = statistics.median(medians.values())
-        print(f"per statement (median of the medians)     {typical * 1000:8.1f} ms   start / statement: "
-              f"{start / typical:.0f}x")
+        print(
+            f"per statement (median of the medians)     {typical * 1000:8.1f} ms   start / statement: "
+            f"{start / typical:.0f}x"
+        )
 
         plain, checked = cli(), cli("--check")  # inside: the subprocesses share the cache just written
         print(f"`embed sql`                               {plain:8.2f} s")

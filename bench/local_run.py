@@ -40,8 +40,21 @@ def main() -> None:
         for i in range(ROWS):
             photo = photos[i % len(photos)]
             shutil.copyfile(photo, images / f"{i:04d}-{photo.name}")
-        command = [sys.executable, "-m", "embed", "run", "--engine", "local", "--images", str(images),
-                   "--db", str(Path(tmp) / "bench.duckdb"), "--endpoint", endpoint, "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "embed",
+            "run",
+            "--engine",
+            "local",
+            "--images",
+            str(images),
+            "--db",
+            str(Path(tmp) / "bench.duckdb"),
+            "--endpoint",
+            endpoint,
+            "--json",
+        ]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - start

@@ -24,9 +24,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -153,7 +153,11 @@ def measure(name: str, paths: list[Path], models: list, net) -> None:  # type: i
     items = rows(paths, ROWS)
     with ThreadPoolExecutor(models[0].threads) as pool:
         pixels = np.stack(decode_run(items, pool)[1]())
-        runs = {"naive": naive_run(paths, net), "eager": eager_batched_run(net, pixels), "decode": decode_run(items, pool)}
+        runs = {
+            "naive": naive_run(paths, net),
+            "eager": eager_batched_run(net, pixels),
+            "decode": decode_run(items, pool),
+        }
         for model in models:
             runs[f"forward {model.endpoint}"] = forward_run(model, pixels)
             runs[f"kit {model.endpoint}"] = kit_run(model, items)

@@ -9,16 +9,17 @@ and never loads google.cloud, torch, duckdb or rich. The options are declared in
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from embed import __version__, engines
-from embed.engines import EngineName
-from embed.errors import EmbedError
 from embed import options as opt
 from embed import summary as out
+from embed.engines import EngineName
+from embed.errors import EmbedError
 from embed.options import PanelCommand, SettingsFlags, settings_options
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _root(
     """BigQuery ML image embeddings, provisioned by Terraform."""
 
 
-def _open(engine_name: EngineName, settings: "Settings", db: Optional[Path], **options: Any) -> "Engine":
+def _open(engine_name: EngineName, settings: Settings, db: Path | None, **options: Any) -> Engine:
     """The engine ``engine_name`` for ``settings``, its jobs labelled with a fresh run id."""
     from embed.pipeline import new_run_id
 
@@ -138,7 +139,9 @@ def run_command(
             out.render(validation_table, report.validation, failures=False)  # the status table lists them
     failed = report.counts.failed_retryable + report.counts.failed_permanent
     if failed and report.dry_run is None:
-        typer.echo(failures_hint(failed, engine_name.value, db=db, outputs=flags.outputs, tf_dir=flags.tf_dir), err=True)
+        typer.echo(
+            failures_hint(failed, engine_name.value, db=db, outputs=flags.outputs, tf_dir=flags.tf_dir), err=True
+        )
     if not report.ok:
         raise typer.Exit(2 if dry_run else 1)
 
@@ -146,7 +149,10 @@ def run_command(
 @_command("status")
 @settings_options()
 def status_command(
-    flags: SettingsFlags, engine_name: opt.EngineOpt = EngineName.bigquery, db: opt.DbOpt = None, json_output: opt.JsonOpt = False
+    flags: SettingsFlags,
+    engine_name: opt.EngineOpt = EngineName.bigquery,
+    db: opt.DbOpt = None,
+    json_output: opt.JsonOpt = False,
 ) -> None:
     """Count objects embedded, failed, pending and deleted."""
     from embed.pipeline import read_status
@@ -162,7 +168,9 @@ def status_command(
         out.render(status_table, status.counts, status.failures)
     failed = status.counts.failed_retryable + status.counts.failed_permanent if status.counts else 0
     if failed:
-        typer.echo(failures_hint(failed, engine_name.value, db=db, outputs=flags.outputs, tf_dir=flags.tf_dir), err=json_output)
+        typer.echo(
+            failures_hint(failed, engine_name.value, db=db, outputs=flags.outputs, tf_dir=flags.tf_dir), err=json_output
+        )
 
 
 @_command("failures")
@@ -189,7 +197,10 @@ def failures_command(
 @_command("validate")
 @settings_options(tuning=("flatten_json_output", "output_dimensionality"))
 def validate_command(
-    flags: SettingsFlags, engine_name: opt.EngineOpt = EngineName.bigquery, db: opt.DbOpt = None, json_output: opt.JsonOpt = False
+    flags: SettingsFlags,
+    engine_name: opt.EngineOpt = EngineName.bigquery,
+    db: opt.DbOpt = None,
+    json_output: opt.JsonOpt = False,
 ) -> None:
     """Check the results table's schema and rows; exit 1 if bad."""
     from embed.pipeline import validate_results
@@ -272,7 +283,9 @@ def doctor_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> No
     problems = [r for r in results if not r.ok and not r.skipped]
     if problems:
         first = problems[0]
-        typer.echo(f"error: {len(problems)} check(s) failed. {first.name}: {first.problem}. Fix: {first.fix}.", err=True)
+        typer.echo(
+            f"error: {len(problems)} check(s) failed. {first.name}: {first.problem}. Fix: {first.fix}.", err=True
+        )
         raise typer.Exit(2)
 
 

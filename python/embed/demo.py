@@ -9,8 +9,8 @@ and a WebP. Files already there are left alone, so a second run of the demo embe
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 __all__ = ["BAD_FILES", "PHOTOS", "SAME_SCENE", "lay_out", "main"]
 
@@ -49,7 +49,7 @@ def _write_new(path: Path, data: bytes) -> bool:
     return True
 
 
-def lay_out(dest: Path, photos: Optional[Iterable[str]] = None, bad: bool = True, views: bool = True) -> list[Path]:
+def lay_out(dest: Path, photos: Iterable[str] | None = None, bad: bool = True, views: bool = True) -> list[Path]:
     """Put the sample set under ``dest`` (files already there are kept as they are); return the files written."""
     import io
 
@@ -85,7 +85,7 @@ def lay_out(dest: Path, photos: Optional[Iterable[str]] = None, bad: bool = True
     return written
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Lay out the sample set in the folder given as the only argument."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

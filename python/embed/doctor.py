@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any
 
 from embed.errors import FIX_CREDENTIALS, FIX_NETWORK
 
@@ -90,11 +91,11 @@ class _Stop(Exception):
 class _Google:
     """JSON over an authorized session, turning transport failures into :class:`_Stop`."""
 
-    def __init__(self, session: "requests.Session", timeout: float) -> None:
+    def __init__(self, session: requests.Session, timeout: float) -> None:
         self.session = session
         self.timeout = timeout
 
-    def call(self, method: str, url: str, body: Optional[dict[str, Any]] = None) -> tuple[int, dict[str, Any]]:
+    def call(self, method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Send one request; return the status and the JSON body ({} when there is none)."""
         import requests
         from google.auth import exceptions as auth
@@ -127,7 +128,7 @@ def _server_message(status: int, data: dict[str, Any]) -> str:
     return f"HTTP {status}: {message or 'no message'}"
 
 
-def _quota_project_refused(status: int, data: dict[str, Any]) -> Optional[_Stop]:
+def _quota_project_refused(status: int, data: dict[str, Any]) -> _Stop | None:
     """A 403 because the caller may not bill calls to its quota project (USER_PROJECT_DENIED), as a stop."""
     error = data.get("error")
     details = error.get("details") if isinstance(error, dict) else None
@@ -142,6 +143,7 @@ def _quota_project_refused(status: int, data: dict[str, Any]) -> Optional[_Stop]
         f"grant the caller {QUOTA_ROLE} on {project}, or bill another project you may use:"
         " `gcloud auth application-default set-quota-project OTHER_PROJECT`",
     )
+
 
 def _credentials(credentials: Any) -> tuple[Any, CheckResult]:
     """Application Default Credentials (or the given ones) and the check's result; (None, failure) if none."""
@@ -242,7 +244,7 @@ def _permissions(google: _Google, project: str, quota_project: bool) -> CheckRes
     )
 
 
-def _connection(google: _Google, settings: "Settings") -> tuple[CheckResult, Optional[str]]:
+def _connection(google: _Google, settings: Settings) -> tuple[CheckResult, str | None]:
     """Does the connection exist in its location, with the service account the settings name?"""
     ref = settings.connection
     name = "connection"
@@ -298,7 +300,7 @@ def _connection(google: _Google, settings: "Settings") -> tuple[CheckResult, Opt
     return CheckResult(name, True, detail=f"{ref}, service account {account}"), account
 
 
-def _service_account_role(google: _Google, settings: "Settings", account: str) -> CheckResult:
+def _service_account_role(google: _Google, settings: Settings, account: str) -> CheckResult:
     """Does the connection's service account hold roles/aiplatform.user in the model's project?"""
     project = settings.model.project
     name = "service account role"
@@ -337,7 +339,7 @@ def _service_account_role(google: _Google, settings: "Settings", account: str) -
     return CheckResult(name, True, detail=detail + "; a new grant can take up to 7 minutes to take effect")
 
 
-def _locations(session: "requests.Session", credentials: Any, settings: "Settings", timeout: float) -> CheckResult:
+def _locations(session: requests.Session, credentials: Any, settings: Settings, timeout: float) -> CheckResult:
     """Are the dataset (and so the object table, model and results), the connection and the settings in one place?"""
     import requests
     from google.api_core import exceptions as core
@@ -401,13 +403,13 @@ class _Checks:
         "locations",
     )
 
-    def __init__(self, settings: "Settings", session: "requests.Session", credentials: Any, timeout: float) -> None:
+    def __init__(self, settings: Settings, session: requests.Session, credentials: Any, timeout: float) -> None:
         self.settings = settings
         self.session = session
         self.credentials = credentials
         self.timeout = timeout
         self.google = _Google(session, timeout)
-        self.service_account: Optional[str] = None
+        self.service_account: str | None = None
 
     def __iter__(self) -> Iterator[tuple[str, Callable[[], CheckResult]]]:
         s = self.settings
@@ -430,10 +432,10 @@ CHECK_NAMES = _Checks.NAMES  # after "credentials"
 
 
 def run_checks(
-    settings: "Settings",
+    settings: Settings,
     *,
     credentials: Any = None,
-    make_session: "Optional[Callable[[Any], requests.Session]]" = None,
+    make_session: Callable[[Any], requests.Session] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[CheckResult]:
     """Run every check; after a failure that stops them (no credentials, no network) the rest are skipped.
@@ -443,7 +445,7 @@ def run_checks(
     """
     credentials, found = _credentials(credentials)
     results = [found]
-    stop: Optional[str] = None if found.ok else "no credentials"
+    stop: str | None = None if found.ok else "no credentials"
     if found.ok:
         credentials = _with_quota_project(credentials, settings.project_id)
         try:
@@ -476,7 +478,7 @@ def all_ok(results: list[CheckResult]) -> bool:
     return all(r.ok for r in results)
 
 
-def to_json(results: list[CheckResult], settings: "Settings") -> str:
+def to_json(results: list[CheckResult], settings: Settings) -> str:
     """The results as a JSON document: ``ok``, the project and location, and every check."""
     return json.dumps(
         {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from embed import sql
 from embed.engines.base import Engine, StatementError
@@ -24,7 +24,7 @@ class FailedObject:
     status: str
     retryable: bool
     attempts: int
-    last_attempt: Optional[dt.datetime]
+    last_attempt: dt.datetime | None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (the time in ISO 8601)."""

@@ -107,7 +107,10 @@ def check_endpoint(value: object, field: str = "endpoint") -> str:
     text = _text(field, value)
     if not _ok(_ENDPOINT, text):
         raise _refuse(
-            field, value, "model endpoint", "'multimodalembedding@001' (or 'local/efficientnet-lite0-int8' for --engine local)"
+            field,
+            value,
+            "model endpoint",
+            "'multimodalembedding@001' (or 'local/efficientnet-lite0-int8' for --engine local)",
         )
     return text
 
@@ -173,7 +176,11 @@ class ConnectionRef(_DottedRef):
 _Ref = TypeVar("_Ref", TableRef, ModelRef, ConnectionRef)
 # Each reference's kind, example, and the patterns of its three parts.
 _REFS: dict[type, tuple[str, str, tuple[re.Pattern[str], ...]]] = {
-    TableRef: ("table reference", "'my-project.bqml_tutorial.images' (project.dataset.table)", (_PROJECT, _DATASET, _TABLE)),
+    TableRef: (
+        "table reference",
+        "'my-project.bqml_tutorial.images' (project.dataset.table)",
+        (_PROJECT, _DATASET, _TABLE),
+    ),
     ModelRef: (
         "model reference",
         "'my-project.bqml_tutorial.embedding_model' (project.dataset.model)",

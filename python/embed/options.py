@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -50,8 +51,7 @@ class PanelCommand(TyperCommand):
                 formatter.write_dl([(term.ljust(width), text) for term, text in sections[title]], col_max=_TERM_MAX)
 
 
-
-def _opt(flag: str, help_text: str, panel: str, metavar: Optional[str] = None) -> Any:
+def _opt(flag: str, help_text: str, panel: str, metavar: str | None = None) -> Any:
     """A settings option whose absence (None) leaves the field to lower-precedence sources."""
     return typer.Option(flag, help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar)
 
@@ -65,41 +65,41 @@ def _source(flag: str, help_text: str, metavar: str) -> Any:
 # Flags override EMBED_<FIELD> environment variables, which override the `embed` output.
 _SOURCE_OPTIONS: dict[str, Any] = {
     "outputs": Annotated[
-        Optional[Path],
+        Path | None,
         _source("--outputs", "Saved `terraform output -json` (- reads stdin); terraform is not run.", "FILE"),
     ],
     "tf_dir": Annotated[
-        Optional[Path], _source("--tf-dir", "Root stack to run `terraform output` in (default: terraform).", "DIR")
+        Path | None, _source("--tf-dir", "Root stack to run `terraform output` in (default: terraform).", "DIR")
     ],
-    "project_id": Annotated[Optional[str], _source("--project-id", "Override the project id.", "ID")],
-    "location": Annotated[Optional[str], _source("--location", "Override the BigQuery location.", "LOCATION")],
-    "dataset_id": Annotated[Optional[str], _source("--dataset-id", "Override the dataset id.", "ID")],
+    "project_id": Annotated[str | None, _source("--project-id", "Override the project id.", "ID")],
+    "location": Annotated[str | None, _source("--location", "Override the BigQuery location.", "LOCATION")],
+    "dataset_id": Annotated[str | None, _source("--dataset-id", "Override the dataset id.", "ID")],
     "connection": Annotated[
-        Optional[str], _source("--connection", "Override the connection (project.location.id).", "CONNECTION")
+        str | None, _source("--connection", "Override the connection (project.location.id).", "CONNECTION")
     ],
     "connection_service_account": Annotated[
-        Optional[str], _source("--connection-service-account", "Override the connection's service account.", "EMAIL")
+        str | None, _source("--connection-service-account", "Override the connection's service account.", "EMAIL")
     ],
     "object_table": Annotated[
-        Optional[str], _source("--object-table", "Override the object table (project.dataset.table).", "TABLE")
+        str | None, _source("--object-table", "Override the object table (project.dataset.table).", "TABLE")
     ],
-    "model": Annotated[Optional[str], _source("--model", "Override the model (project.dataset.model).", "MODEL")],
+    "model": Annotated[str | None, _source("--model", "Override the model (project.dataset.model).", "MODEL")],
     "results_table": Annotated[
-        Optional[str], _source("--results-table", "Override the results table (project.dataset.table).", "TABLE")
+        str | None, _source("--results-table", "Override the results table (project.dataset.table).", "TABLE")
     ],
-    "endpoint": Annotated[Optional[str], _source("--endpoint", "Override the model endpoint.", "ENDPOINT")],
+    "endpoint": Annotated[str | None, _source("--endpoint", "Override the model endpoint.", "ENDPOINT")],
 }
 # How to run: the Settings fields beyond the output's; a command takes all of them or the ones it names.
 _TUNING_OPTIONS: dict[str, Any] = {
     "batch_size": Annotated[
-        Optional[int],
+        int | None,
         _opt("--batch-size", "Objects per job (default: sized by cost; at most 216,000).", TUNING_PANEL, "N"),
     ],
     "max_retries": Annotated[
-        Optional[int], _opt("--max-retries", "Retry rounds for retryable failures (default: 3).", TUNING_PANEL, "N")
+        int | None, _opt("--max-retries", "Retry rounds for retryable failures (default: 3).", TUNING_PANEL, "N")
     ],
     "flatten_json_output": Annotated[
-        Optional[bool],
+        bool | None,
         _opt(
             "--flatten-json-output/--no-flatten-json-output",
             "ARRAY<FLOAT64> embeddings, or JSON (default: flatten).",
@@ -107,17 +107,17 @@ _TUNING_OPTIONS: dict[str, Any] = {
         ),
     ],
     "output_dimensionality": Annotated[
-        Optional[int],
+        int | None,
         _opt("--output-dimensionality", "128, 256, 512 or 1408, images only (default: 1408).", EMBEDDING_PANEL, "N"),
     ],
     "start_second": Annotated[
-        Optional[float], _opt("--start-second", "First second to embed (default: 0).", VIDEO_PANEL, "SECONDS")
+        float | None, _opt("--start-second", "First second to embed (default: 0).", VIDEO_PANEL, "SECONDS")
     ],
     "end_second": Annotated[
-        Optional[float], _opt("--end-second", "Last second, at most 120 (default: 120).", VIDEO_PANEL, "SECONDS")
+        float | None, _opt("--end-second", "Last second, at most 120 (default: 120).", VIDEO_PANEL, "SECONDS")
     ],
     "interval_seconds": Annotated[
-        Optional[float], _opt("--interval-seconds", "Segment length, 4 to <120 (default: 16).", VIDEO_PANEL, "SECONDS")
+        float | None, _opt("--interval-seconds", "Segment length, 4 to <120 (default: 16).", VIDEO_PANEL, "SECONDS")
     ],
 }
 
@@ -129,11 +129,11 @@ _Command = Callable[..., Any]
 class SettingsFlags:
     """The settings flags a command was given: the outputs' whereabouts and field overrides (None where not given)."""
 
-    outputs: Optional[Path]
-    tf_dir: Optional[Path]
+    outputs: Path | None
+    tf_dir: Path | None
     overrides: dict[str, Any]
 
-    def load(self, engine_name: str = EngineName.bigquery) -> "Settings":
+    def load(self, engine_name: str = EngineName.bigquery) -> Settings:
         """The settings these flags select, for ``engine_name`` (the embedded engine needs no outputs)."""
         from embed.settings import load_settings
 
@@ -141,7 +141,7 @@ class SettingsFlags:
         return load_settings(dict(self.overrides), outputs_file=self.outputs, tf_dir=self.tf_dir, local=local)
 
 
-def settings_options(tuning: Union[bool, tuple[str, ...]] = False) -> Callable[[_Command], _Command]:
+def settings_options(tuning: bool | tuple[str, ...] = False) -> Callable[[_Command], _Command]:
     """Give a command the settings options in place of its ``flags: SettingsFlags`` parameter.
 
     The command's signature (which typer reads) lists the source options, and all tuning options
@@ -185,7 +185,7 @@ EngineOpt = Annotated[
     ),
 ]
 DbOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--db",
         help="--engine local: the DuckDB file (default: embed-local.duckdb).",
@@ -195,7 +195,7 @@ DbOpt = Annotated[
     ),
 ]
 ImagesOpt = Annotated[
-    Optional[list[Path]],
+    list[Path] | None,
     typer.Option(
         "--images",
         help="--engine local: a folder of images, scanned recursively (repeatable).",
@@ -226,7 +226,7 @@ DryRunOpt = Annotated[
     ),
 ]
 IamWaitOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         "--iam-wait",
         help="Seconds to keep retrying while an IAM grant propagates (default: 600).",
@@ -236,7 +236,7 @@ IamWaitOpt = Annotated[
     ),
 ]
 RetryDelayOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         "--retry-delay",
         help="Seconds before the first retry round, doubled each round (default: 15; 1 with --engine local).",
@@ -269,7 +269,7 @@ LimitOpt = Annotated[
     ),
 ]
 ImageUriArg = Annotated[
-    Optional[str],
+    str | None,
     typer.Argument(
         help="The image's uri (gs://… on BigQuery; file://… or a path with --engine local).",
         show_default=False,
@@ -277,7 +277,7 @@ ImageUriArg = Annotated[
     ),
 ]
 TextOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--text",
         help="Search by a text description instead (BigQuery: the multimodal model embeds it).",
@@ -295,7 +295,7 @@ PlanJsonArg = Annotated[
     ),
 ]
 OutputOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--output", "-o", help="Write the Markdown here, not stdout.", rich_help_panel=OUTPUT_PANEL, metavar="FILE"
     ),

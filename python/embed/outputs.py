@@ -17,8 +17,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from embed.errors import EmbedError
 
@@ -57,7 +58,7 @@ _NO_OUTPUTS_HINT = "run `make apply` first, or pass --outputs FILE (saved with `
 _TIMEOUT = 300
 
 
-def terraform_binary(environ: Optional[Mapping[str, str]] = None) -> str:
+def terraform_binary(environ: Mapping[str, str] | None = None) -> str:
     """The Terraform binary to run: ``$TERRAFORM`` (e.g. ``tofu``) or ``terraform``."""
     return (os.environ if environ is None else environ).get(TERRAFORM_ENV) or "terraform"
 
@@ -87,9 +88,7 @@ def _parse(data: bytes, where: str) -> Any:
     try:
         return json.loads(text)
     except RecursionError:
-        raise EmbedError(
-            f"{where} nests JSON too deeply to be `terraform output -json`; {_SAVE_HINT}."
-        ) from None
+        raise EmbedError(f"{where} nests JSON too deeply to be `terraform output -json`; {_SAVE_HINT}.") from None
     except ValueError as exc:
         raise EmbedError(f"{where} is not valid JSON ({exc}); {_SAVE_HINT}.") from None
 
@@ -115,7 +114,7 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
     return embed_value(_parse(data, where), where)
 
 
-def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: Optional[str] = None) -> dict[str, Any]:
+def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: str | None = None) -> dict[str, Any]:
     """The ``embed`` output's value from ``terraform output -json`` in ``tf_dir``.
 
     The command runs as python-terraform's ``cmd`` would run it, minus its reading of the state
@@ -180,7 +179,7 @@ def _looks_like_module(tf_dir: Path) -> bool:
     return Path(tf_dir).resolve().parent.name == "modules"
 
 
-def _no_embed_output(found: list[str], where: str, tf_dir: Optional[Path]) -> EmbedError:
+def _no_embed_output(found: list[str], where: str, tf_dir: Path | None) -> EmbedError:
     """The error for a document without an ``embed`` output: what it did hold, and where ``embed`` comes from."""
     held = f"it holds {', '.join(f'`{name}`' for name in found)}" if found else "it holds no outputs at all"
     if tf_dir is not None and _looks_like_module(tf_dir):
@@ -201,7 +200,7 @@ def _no_embed_output(found: list[str], where: str, tf_dir: Optional[Path]) -> Em
     )
 
 
-def embed_value(data: object, where: str, *, tf_dir: Optional[Path] = None) -> dict[str, Any]:
+def embed_value(data: object, where: str, *, tf_dir: Path | None = None) -> dict[str, Any]:
     """The ``embed`` object of ``terraform output -json`` data; the bare object is accepted too."""
     if not isinstance(data, dict):
         raise EmbedError(

@@ -23,15 +23,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from embed import sql
 from embed.engines.base import Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError
 from embed.identifiers import endpoint_name
-from embed.schema import ExpectedSchema, dimension_for, expected_schema
 from embed.reports import DryRunCheck, ObjectCounts, PipelineEvent, RunReport, StatementRun, StatusReport
+from embed.schema import ExpectedSchema, dimension_for, expected_schema
 from embed.settings import MAX_BATCH_SIZE, Settings
 from embed.validate import FailureGroup, ValidationReport, check_columns, validate
 
@@ -128,7 +129,9 @@ def read_status(engine: Engine, settings: Settings) -> StatusReport:
 
 def _failures(result: QueryResult) -> tuple[FailureGroup, ...]:
     """The rows of sql.failure_summary."""
-    return tuple(FailureGroup(str(r["status"]), bool(r["retryable"]), int(r["result_rows"] or 0)) for r in result.records())
+    return tuple(
+        FailureGroup(str(r["status"]), bool(r["retryable"]), int(r["result_rows"] or 0)) for r in result.records()
+    )
 
 
 def read_failures(engine: Engine, settings: Settings) -> tuple[FailureGroup, ...]:
@@ -139,9 +142,7 @@ def read_failures(engine: Engine, settings: Settings) -> tuple[FailureGroup, ...
         raise _refused("failure_summary", exc) from None
 
 
-def validate_results(
-    engine: Engine, settings: Settings, expected: Optional[ExpectedSchema] = None
-) -> ValidationReport:
+def validate_results(engine: Engine, settings: Settings, expected: ExpectedSchema | None = None) -> ValidationReport:
     """Validate the whole results table: its schema, then its rows with one aggregate query."""
     expected = expected or expected_schema(settings)
     table = str(settings.results_table)
@@ -167,13 +168,13 @@ class Pipeline:
         engine: Engine,
         settings: Settings,
         *,
-        run_id: Optional[str] = None,
+        run_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
-        progress: Optional[Callable[[PipelineEvent], None]] = None,
-        iam_wait: Optional[float] = None,
-        retry_delay: Optional[float] = None,
+        progress: Callable[[PipelineEvent], None] | None = None,
+        iam_wait: float | None = None,
+        retry_delay: float | None = None,
         re_embed: bool = False,
         prune_deleted: bool = False,
     ) -> None:
@@ -310,14 +311,14 @@ class Pipeline:
             " replacements are written)."
         )
 
-    def _existing_model(self) -> Optional[str]:
+    def _existing_model(self) -> str | None:
         """The endpoint of the model the settings name (None: no model; "": not a remote model)."""
         try:
             return self.engine.model_endpoint(self.settings.model)
         except StatementError as exc:
             raise _refused("reading the model", exc) from None
 
-    def _model_statement(self, existing: Optional[str]) -> Optional[Statement]:
+    def _model_statement(self, existing: str | None) -> Statement | None:
         """The statement that makes the settings' model from ``existing``: create, replace, or none."""
         s = self.settings
         if existing is None:
@@ -360,7 +361,7 @@ class Pipeline:
         return auto_batch_size(pending, fixed, row_bytes(self.settings))
 
     def _embed(self, uris: Sequence[str], prior: Sequence[dict[str, Any]] = ()) -> int:
-        """Embed ``uris`` in batches, each object sent once; ``prior`` are their earlier attempts. Return rows written."""
+        """Embed ``uris`` in batches, each object sent once (``prior``: their earlier attempts); return rows written."""
         r = self.report
         if not r.batch_size:
             r.batch_size = self._batch_size(len(uris))

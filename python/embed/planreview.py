@@ -15,7 +15,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from embed.errors import VALIDATION, EmbedError
 
@@ -89,7 +89,9 @@ class ResourceChange:
             return "the table and its rows"
         if self.force_destroy:
             return "every object in it (force_destroy is on): the images"
-        return "nothing yet: with force_destroy off the delete fails while the bucket holds objects, and the apply stops"
+        return (
+            "nothing yet: with force_destroy off the delete fails while the bucket holds objects, and the apply stops"
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ def data_loss_error(summary: PlanSummary) -> EmbedError:
     )
 
 
-def write_markdown(markdown: str, output: Optional[Path] = None) -> None:
+def write_markdown(markdown: str, output: Path | None = None) -> None:
     """Write the review to ``output`` (its folder made if needed), or to stdout when None."""
     if output is None:
         sys.stdout.write(markdown)

@@ -7,7 +7,7 @@ or prints them as JSON (``to_dict``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from embed.validate import FailureGroup, ValidationReport
 
@@ -20,7 +20,7 @@ class PipelineEvent:
 
     kind: str
     message: str = ""
-    total: Optional[int] = None
+    total: int | None = None
     advance: int = 0
 
 
@@ -47,8 +47,8 @@ class StatementRun:
     """One statement a run issued: its job, the bytes billed (or estimated) and the rows it sent to the model."""
 
     name: str
-    job_id: Optional[str] = None
-    bytes_billed: Optional[int] = None
+    job_id: str | None = None
+    bytes_billed: int | None = None
     model_rows: int = 0
 
 
@@ -57,9 +57,9 @@ class DryRunCheck:
     """One statement checked by a dry run: bytes it would bill, or why it was not checked or failed."""
 
     name: str
-    bytes_billed: Optional[int] = None
-    skipped: Optional[str] = None
-    error: Optional[str] = None
+    bytes_billed: int | None = None
+    skipped: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -82,8 +82,8 @@ class RunReport:
     embedding_seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
     statements: list[StatementRun] = field(default_factory=list)
-    validation: Optional[ValidationReport] = None
-    dry_run: Optional[tuple[DryRunCheck, ...]] = None
+    validation: ValidationReport | None = None
+    dry_run: tuple[DryRunCheck, ...] | None = None
     billing: str = ""
 
     @property
@@ -104,7 +104,7 @@ class RunReport:
         return [s.job_id for s in self.statements if s.job_id]
 
     @property
-    def images_per_second(self) -> Optional[float]:
+    def images_per_second(self) -> float | None:
         """Objects sent to the model per second of embedding statements; None if none ran."""
         if self.objects_sent == 0 or self.embedding_seconds <= 0:
             return None
@@ -162,13 +162,17 @@ class StatusReport:
     """What `embed status` found: the objects by state and the failed rows by status (None: no results table)."""
 
     table: str
-    counts: Optional[ObjectCounts] = None
+    counts: ObjectCounts | None = None
     failures: tuple[FailureGroup, ...] = ()
 
     @property
     def message(self) -> str:
         """What to say when the results table does not exist yet."""
-        return "" if self.counts is not None else f"results table {self.table} does not exist yet: run `python -m embed run`."
+        return (
+            ""
+            if self.counts is not None
+            else f"results table {self.table} does not exist yet: run `python -m embed run`."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form for --json."""

@@ -6,8 +6,8 @@ columns, and the kit's bookkeeping columns from ``templates/create_results_table
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from embed.engines.base import Column, normalize_type
 from embed.errors import EmbedError
@@ -27,6 +27,7 @@ __all__ = [
 
 # Default embedding length of each known endpoint, used when output_dimensionality is unset.
 DIMENSIONS_BY_ENDPOINT: Mapping[str, int] = {"multimodalembedding@001": 1408}
+
 
 @dataclass(frozen=True)
 class EmbeddingResult:
@@ -61,7 +62,7 @@ class ExpectedColumn:
             kind = f"STRUCT<{self.fields}>"
         return f"ARRAY<{kind}>" if self.mode.upper() == "REPEATED" else kind
 
-    def problem(self, actual: Column) -> Optional[str]:
+    def problem(self, actual: Column) -> str | None:
         """Why ``actual`` does not fit this column, or None when it does (NULLABLE and REQUIRED both fit)."""
         expected_repeated = self.mode.upper() == "REPEATED"
         actual_repeated = actual.mode.upper() == "REPEATED"
@@ -101,7 +102,7 @@ class ExpectedSchema:
         raise KeyError(name)
 
 
-def dimension_for(endpoint: str, output_dimensionality: Optional[int] = None) -> int:
+def dimension_for(endpoint: str, output_dimensionality: int | None = None) -> int:
     """Embedding length: ``output_dimensionality`` when set, else the endpoint's default."""
     if output_dimensionality is not None:
         return output_dimensionality
@@ -146,10 +147,10 @@ _BOOKKEEPING = (
 
 
 def expected_schema(
-    settings: Optional[Settings] = None,
+    settings: Settings | None = None,
     *,
-    flatten_json_output: Optional[bool] = None,
-    dimension: Optional[int] = None,
+    flatten_json_output: bool | None = None,
+    dimension: int | None = None,
 ) -> ExpectedSchema:
     """The expected schema for ``settings`` (or defaults); keyword arguments override single aspects."""
     if flatten_json_output is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from embed import sql
 from embed.engines.base import Engine, StatementError
@@ -26,14 +26,16 @@ class Neighbour:
 
 
 def similar(
-    engine: Engine, settings: Settings, *, image_uri: Optional[str] = None, text: Optional[str] = None, top_k: int = 5
+    engine: Engine, settings: Settings, *, image_uri: str | None = None, text: str | None = None, top_k: int = 5
 ) -> tuple[Neighbour, ...]:
     """The ``top_k`` objects nearest to ``image_uri`` (an embedded object) or to ``text``, nearest first."""
     if (image_uri is None) == (text is None):
         raise EmbedError('similar takes an IMAGE_URI or --text "…", one of the two.')
     if not settings.flatten_json_output:
         raise EmbedError("similar needs ARRAY<FLOAT64> embeddings; the results hold JSON (--no-flatten-json-output).")
-    statement = sql.text_search(settings, text, top_k) if text is not None else sql.vector_search(settings, image_uri, top_k)
+    statement = (
+        sql.text_search(settings, text, top_k) if text is not None else sql.vector_search(settings, image_uri, top_k)
+    )
     if engine.schema(settings.results_table) is None:
         raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.")
     try:

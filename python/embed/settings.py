@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from embed import identifiers as ids
 from embed.errors import EmbedError
@@ -69,13 +70,13 @@ class Settings:
     model: ids.ModelRef
     results_table: ids.TableRef
     endpoint: str = DEFAULT_ENDPOINT
-    batch_size: Optional[int] = None  # None: sized per run from the cost of a batch (see pipeline.auto_batch_size)
+    batch_size: int | None = None  # None: sized per run from the cost of a batch (see pipeline.auto_batch_size)
     max_retries: int = 3
     flatten_json_output: bool = True
-    output_dimensionality: Optional[int] = None
-    start_second: Optional[float] = None
-    end_second: Optional[float] = None
-    interval_seconds: Optional[float] = None
+    output_dimensionality: int | None = None
+    start_second: float | None = None
+    end_second: float | None = None
+    interval_seconds: float | None = None
 
     def __post_init__(self) -> None:
         _check_consistency(self)
@@ -153,7 +154,7 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ[ENV_PREFIX + name.upper()] for name in names if ENV_PREFIX + name.upper() in environ}
 
 
-def _as_int(name: str, value: object, optional: bool = False) -> Optional[int]:
+def _as_int(name: str, value: object, optional: bool = False) -> int | None:
     """Coerce ``value`` (an int or its text) to int, naming ``name`` on failure."""
     if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))):
         return None
@@ -169,7 +170,7 @@ def _as_int(name: str, value: object, optional: bool = False) -> Optional[int]:
     raise EmbedError(f"{name} must be a whole number, got {value!r}.")
 
 
-def _as_float(name: str, value: object) -> Optional[float]:
+def _as_float(name: str, value: object) -> float | None:
     """Coerce ``value`` (a number or its text, or empty) to float or None."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
         return None
@@ -229,12 +230,12 @@ def _source_of(name: str, overrides: Mapping[str, object], env: Mapping[str, str
 
 
 def load_settings(
-    overrides: Optional[Mapping[str, object]] = None,
+    overrides: Mapping[str, object] | None = None,
     *,
-    outputs_file: Optional[Path] = None,
-    tf_dir: Optional[Path] = None,
-    environ: Optional[Mapping[str, str]] = None,
-    terraform_bin: Optional[str] = None,
+    outputs_file: Path | None = None,
+    tf_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    terraform_bin: str | None = None,
     local: bool = False,
 ) -> Settings:
     """Merge overrides, environment and Terraform outputs (in that precedence) into validated Settings.

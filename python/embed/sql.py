@@ -145,7 +145,8 @@ def replace_model(settings: Settings) -> Statement:
         text,
         uses_connection=True,
         when="only if the existing model has another endpoint and the results hold none of its embeddings",
-        creates="model",)
+        creates="model",
+    )
 
 
 def create_results_table(settings: Settings) -> Statement:
@@ -154,13 +155,17 @@ def create_results_table(settings: Settings) -> Statement:
     text = _text(
         "create_results_table", settings, result_type=result_type, description=string_literal(_RESULTS_DESCRIPTION)
     )
-    return Statement("create_results_table", text, when="once, if the results table is missing", creates="results_table")
+    return Statement(
+        "create_results_table", text, when="once, if the results table is missing", creates="results_table"
+    )
 
 
 def embedding_spaces(settings: Settings) -> Statement:
     """Result rows by the endpoint and dimension they were embedded with."""
     text = _text("embedding_spaces", settings)
-    return Statement("embedding_spaces", text, when="when rows of another space were counted: to name them", requires=_TABLE)
+    return Statement(
+        "embedding_spaces", text, when="when rows of another space were counted: to name them", requires=_TABLE
+    )
 
 
 def pending_objects(settings: Settings) -> Statement:
@@ -181,7 +186,14 @@ def embed_batch(settings: Settings) -> Statement:
     )
     when = f"per batch of {size} pending uris, then of each retry round; appends one row per object (segment)"
     return Statement(
-        "embed_batch", _text("embed_batch", settings), params, calls_model=True, uses_connection=True, when=when, requires=_TABLE_AND_MODEL)
+        "embed_batch",
+        _text("embed_batch", settings),
+        params,
+        calls_model=True,
+        uses_connection=True,
+        when=when,
+        requires=_TABLE_AND_MODEL,
+    )
 
 
 def retryable_objects(settings: Settings) -> Statement:
@@ -194,7 +206,14 @@ def retryable_objects(settings: Settings) -> Statement:
 def status_counts(settings: Settings) -> Statement:
     """Objects embedded, failed (retryable or not), pending and deleted, and superseded result rows."""
     when = "first (a run with nothing to do stops here), again at the end, and for `embed status`"
-    return Statement("status_counts", _text("status_counts", settings), _space(settings), uses_connection=True, when=when, requires=_TABLE)
+    return Statement(
+        "status_counts",
+        _text("status_counts", settings),
+        _space(settings),
+        uses_connection=True,
+        when=when,
+        requires=_TABLE,
+    )
 
 
 def compact_results(settings: Settings) -> Statement:
@@ -212,7 +231,9 @@ def prune_deleted(settings: Settings) -> Statement:
 def failure_summary(settings: Settings) -> Statement:
     """Current failed rows grouped by status, most frequent first."""
     when = "at the end, when the run wrote rows, and for `embed status`: failed rows by status"
-    return Statement("failure_summary", _text("failure_summary", settings), _space(settings), when=when, requires=_TABLE)
+    return Statement(
+        "failure_summary", _text("failure_summary", settings), _space(settings), when=when, requires=_TABLE
+    )
 
 
 def failed_objects(settings: Settings, limit: int) -> Statement:
@@ -232,7 +253,9 @@ def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:
     params = _space(settings)
     if scoped:
         params += (QueryParameter("since", "TIMESTAMP", None), QueryParameter("run_id", "STRING", ""))
-        return Statement("validate_run", text, params, when="at the end, when the run wrote rows: those rows only", requires=_TABLE)
+        return Statement(
+            "validate_run", text, params, when="at the end, when the run wrote rows: those rows only", requires=_TABLE
+        )
     return Statement("validate_results", text, params, when="for `embed validate`: the whole table", requires=_TABLE)
 
 
@@ -252,7 +275,9 @@ def vector_search(settings: Settings, image_uri: str, top_k: int) -> Statement:
     # The image itself is its own nearest: searched for, then left out.
     text = _text("vector_search", settings, top_k=_top_k(top_k), search_k=top_k + 1)
     params = (QueryParameter("image_uri", "STRING", image_uri), *_space(settings))
-    return Statement("vector_search", text, params, uses_connection=True, when="for `embed similar URI`", requires=_TABLE)
+    return Statement(
+        "vector_search", text, params, uses_connection=True, when="for `embed similar URI`", requires=_TABLE
+    )
 
 
 def text_search(settings: Settings, text: str, top_k: int) -> Statement:
@@ -260,7 +285,14 @@ def text_search(settings: Settings, text: str, top_k: int) -> Statement:
     rendered = _text("text_search", settings, top_k=_top_k(top_k))
     params = (QueryParameter("text", "STRING", text), *_space(settings))
     return Statement(
-        "text_search", rendered, params, calls_model=True, uses_connection=True, when="for `embed similar --text`", requires=_TABLE_AND_MODEL)
+        "text_search",
+        rendered,
+        params,
+        calls_model=True,
+        uses_connection=True,
+        when="for `embed similar --text`",
+        requires=_TABLE_AND_MODEL,
+    )
 
 
 def run_statements(settings: Settings, *, pruning: bool = True) -> tuple[Statement, ...]:

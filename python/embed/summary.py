@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
-    from embed.failures import FailedObjects
     from embed.doctor import CheckResult
+    from embed.failures import FailedObjects
     from embed.reports import ObjectCounts, PipelineEvent, RunReport
     from embed.settings import Settings
     from embed.validate import FailureGroup, ValidationReport
@@ -36,8 +37,8 @@ __all__ = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
-def console(stderr: bool = False) -> "Console":
+@functools.cache
+def console(stderr: bool = False) -> Console:
     """The rich console on stdout (results) or stderr (messages, warnings and the progress bar: one, so they
     never overlap)."""
     from rich.console import Console
@@ -57,7 +58,7 @@ def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-def render(table_of: Callable[..., "Table"], *args: Any, **kwargs: Any) -> None:
+def render(table_of: Callable[..., Table], *args: Any, **kwargs: Any) -> None:
     """Print on stdout the rich table ``table_of`` builds."""
     console().print(table_of(*args, **kwargs))
 
@@ -65,12 +66,12 @@ def render(table_of: Callable[..., "Table"], *args: Any, **kwargs: Any) -> None:
 class RunProgress:
     """Shows pipeline events on stderr: messages as lines, embedding as a bar with count and ETA."""
 
-    def __init__(self, console: "Console") -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
-        self._progress: Optional["Progress"] = None
-        self._task: Optional["TaskID"] = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
-    def __call__(self, event: "PipelineEvent") -> None:
+    def __call__(self, event: PipelineEvent) -> None:
         """Handle one event."""
         if event.kind == "message":
             self.console.print(event.message, markup=False, highlight=False)
@@ -113,7 +114,7 @@ class RunProgress:
             self._task = None
 
 
-def _table(title: str) -> "Table":
+def _table(title: str) -> Table:
     """A two-column table."""
     from rich.table import Table
 
@@ -123,7 +124,7 @@ def _table(title: str) -> "Table":
     return table
 
 
-def _failure_rows(table: "Table", failures: "tuple[FailureGroup, ...]") -> None:
+def _failure_rows(table: Table, failures: tuple[FailureGroup, ...]) -> None:
     """Failed rows by status, marking retryable ones."""
     from rich.text import Text
 
@@ -132,7 +133,7 @@ def _failure_rows(table: "Table", failures: "tuple[FailureGroup, ...]") -> None:
         table.add_row(Text(f"failed ({kind}): {f.status}"), f"{f.rows:,}")
 
 
-def status_table(counts: "ObjectCounts", failures: "tuple[FailureGroup, ...]" = ()) -> "Table":
+def status_table(counts: ObjectCounts, failures: tuple[FailureGroup, ...] = ()) -> Table:
     """Objects by state, then failed rows by status."""
     table = _table("Objects")
     table.add_row("objects", f"{counts.objects:,}")
@@ -148,7 +149,7 @@ def status_table(counts: "ObjectCounts", failures: "tuple[FailureGroup, ...]" = 
     return table
 
 
-def validation_table(report: "ValidationReport", failures: bool = True) -> "Table":
+def validation_table(report: ValidationReport, failures: bool = True) -> Table:
     """Validation outcome: counts, failed rows by status (unless ``failures`` is False), then each problem."""
     from rich.text import Text
 
@@ -176,7 +177,7 @@ def _size(count: int) -> str:
     return f"{count:,} B"
 
 
-def run_table(report: "RunReport") -> "Table":
+def run_table(report: RunReport) -> Table:
     """What a run did: model, batches, retries, bytes billed, time (the objects' counts are in :func:`status_table`)."""
     from rich.text import Text
 
@@ -212,7 +213,7 @@ def run_table(report: "RunReport") -> "Table":
     return table
 
 
-def neighbours_table(image_uri: str, neighbours: "list[dict[str, Any]]") -> "Table":
+def neighbours_table(image_uri: str, neighbours: list[dict[str, Any]]) -> Table:
     """The images nearest to ``image_uri``, closest first: rank, uri and cosine distance."""
     from rich.table import Table
 
@@ -225,7 +226,7 @@ def neighbours_table(image_uri: str, neighbours: "list[dict[str, Any]]") -> "Tab
     return table
 
 
-def failures_table(failed: "FailedObjects") -> "Table":
+def failures_table(failed: FailedObjects) -> Table:
     """Failed objects, most recent attempt first: uri, status, attempts and last attempt.
 
     A status that starts "A retryable error occurred" is retried by the next run; the others stay.
@@ -246,7 +247,7 @@ def failures_table(failed: "FailedObjects") -> "Table":
     return table
 
 
-def _utc(moment: "dt.datetime") -> str:
+def _utc(moment: dt.datetime) -> str:
     """``moment`` in UTC, to the second."""
     import datetime as dt
 
@@ -255,7 +256,7 @@ def _utc(moment: "dt.datetime") -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def doctor_table(results: "list[CheckResult]", settings: "Settings") -> "Table":
+def doctor_table(results: list[CheckResult], settings: Settings) -> Table:
     """doctor's checks: each check, its status, and what was found or what to do."""
     from rich.table import Table
 
@@ -274,8 +275,12 @@ def doctor_table(results: "list[CheckResult]", settings: "Settings") -> "Table":
 
 
 def failures_hint(
-    failed: int, engine_name: str, *, db: Optional[Path] = None, outputs: Optional[Path] = None,
-    tf_dir: Optional[Path] = None,
+    failed: int,
+    engine_name: str,
+    *,
+    db: Path | None = None,
+    outputs: Path | None = None,
+    tf_dir: Path | None = None,
 ) -> str:
     """The command that lists ``failed`` failed objects, with the flags that select the same results."""
     words = ["python -m embed failures"]

@@ -11,8 +11,9 @@ failure here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from embed.engines.base import Column
 from embed.schema import ExpectedSchema, describe
@@ -45,7 +46,7 @@ class ColumnProblem:
 class MalformedRow:
     """An example of a row that fails validation: a malformed embedding, or a repeated object."""
 
-    uri: Optional[str]
+    uri: str | None
     problem: str
 
 
@@ -203,8 +204,8 @@ def check_columns(
 
 def validate(
     table: str,
-    columns: Optional[tuple[Column, ...]],
-    counts: Optional[Mapping[str, Any]],
+    columns: tuple[Column, ...] | None,
+    counts: Mapping[str, Any] | None,
     expected: ExpectedSchema,
     *,
     endpoint: str = "",

@@ -17,9 +17,10 @@ import socket
 import struct
 import tempfile
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -105,7 +106,7 @@ def as_unprivileged(call: Callable[[], T], timeout: float = 60.0) -> T:
             payload = pickle.dumps((stage, f"{type(exc).__name__}: {exc}"))
         view = memoryview(payload)
         while view:
-            view = view[os.write(writer, view):]
+            view = view[os.write(writer, view) :]
         os._exit(0)
     os.close(writer)
     chunks = []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from embed.demo import lay_out
 from embed.engines.base import Statement
@@ -40,7 +41,7 @@ class CountingModel:
     def dimension(self) -> int:
         return self.inner.dimension
 
-    def embed_images(self, items: Sequence[Any], output_dimensionality: Optional[int] = None) -> list[Any]:
+    def embed_images(self, items: Sequence[Any], output_dimensionality: int | None = None) -> list[Any]:
         self.sent.extend(item.uri for item in items)
         return self.inner.embed_images(items, output_dimensionality=output_dimensionality)
 
@@ -65,7 +66,7 @@ def sample_set(dest: Path, photos: Sequence[str] = PHOTOS, bad: bool = True) -> 
 class LocalRun:
     """An embedded database over a folder, with the counting model, and runs of the pipeline on it."""
 
-    def __init__(self, folder: Path, db: Path, settings: Optional[Settings] = None) -> None:
+    def __init__(self, folder: Path, db: Path, settings: Settings | None = None) -> None:
         self.folder = folder
         self.settings = settings or local_settings()
         self.model = CountingModel(load_model(self.settings.endpoint))

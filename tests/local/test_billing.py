@@ -32,7 +32,7 @@ def engine(tmp_path: Path) -> LocalEngine:
     engine.con.execute('INSERT INTO "p__d"."big" SELECT range, \'abcd\', true FROM range(2000000)').fetchall()
     run(engine, "CREATE TABLE `p.d.shapes` (v ARRAY<FLOAT64>, kv STRUCT<name STRING, value STRING>, n STRING)")
     engine.con.execute(
-        'INSERT INTO "p__d"."shapes" VALUES ([1.0, 2.0, 3.0], {\'name\': \'ab\', \'value\': \'cde\'}, NULL)'
+        "INSERT INTO \"p__d\".\"shapes\" VALUES ([1.0, 2.0, 3.0], {'name': 'ab', 'value': 'cde'}, NULL)"
     ).fetchall()
     run(engine, "CREATE TABLE `p.d.days` (i INT64, at TIMESTAMP) PARTITION BY TIMESTAMP_TRUNC(at, DAY)")
     for day in (DAY1, DAY2):
@@ -96,7 +96,10 @@ def test_insert_bills_what_it_reads(engine: LocalEngine) -> None:
     done = run(engine, "INSERT INTO `p.d.copy` (i) SELECT i FROM `p.d.big`")
     assert done.affected_rows == 2_000_000 and done.bytes_billed == 16 * MB
     # The target's 2,000,000 rows are not billed by a second INSERT: still only q.
-    assert run(engine, "INSERT INTO `p.d.copy` (i) SELECT i FROM `p.d.shapes` AS s, UNNEST([1]) AS i").bytes_billed == 10 * MB
+    assert (
+        run(engine, "INSERT INTO `p.d.copy` (i) SELECT i FROM `p.d.shapes` AS s, UNNEST([1]) AS i").bytes_billed
+        == 10 * MB
+    )
 
 
 def test_delete_bills_what_it_reads_plus_the_whole_table(engine: LocalEngine) -> None:
@@ -106,7 +109,9 @@ def test_delete_bills_what_it_reads_plus_the_whole_table(engine: LocalEngine) ->
 
 
 def test_delete_on_a_partitioned_table_bills_the_partitions_it_modifies(engine: LocalEngine) -> None:
-    done = run(engine, "DELETE FROM `p.d.days` WHERE at >= @since AND i < 5", QueryParameter("since", "TIMESTAMP", DAY2))
+    done = run(
+        engine, "DELETE FROM `p.d.days` WHERE at >= @since AND i < 5", QueryParameter("since", "TIMESTAMP", DAY2)
+    )
     # q: i and at over the one day the filter keeps: 16,000,000 -> 16 MB; t: that day only, 16 MB.
     assert done.affected_rows == 5 and done.bytes_billed == 16 * MB + 16 * MB
 

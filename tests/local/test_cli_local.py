@@ -55,7 +55,15 @@ def test_rerun_says_it_embedded_nothing(ran) -> None:
 def test_similar_json_lists_uri_and_distance_nearest_first(ran) -> None:
     work, _ = ran
     done = embed(
-        "similar", "images/motorcycle_left.png", "--engine", "local", "--db", "embed.duckdb", "--top-k", "3", "--json",
+        "similar",
+        "images/motorcycle_left.png",
+        "--engine",
+        "local",
+        "--db",
+        "embed.duckdb",
+        "--top-k",
+        "3",
+        "--json",
         cwd=work,
     )
     assert done.returncode == 0, done.stderr
@@ -102,8 +110,17 @@ def test_another_dimension_is_refused_before_any_model_call(ran) -> None:
     """The table holds 1280-d vectors: a run asking for 512-d stops, says why, and changes nothing."""
     work, _ = ran
     done = embed(
-        "run", "--engine", "local", "--images", "images", "--db", "embed.duckdb", "--output-dimensionality", "512",
-        "--json", cwd=work,
+        "run",
+        "--engine",
+        "local",
+        "--images",
+        "images",
+        "--db",
+        "embed.duckdb",
+        "--output-dimensionality",
+        "512",
+        "--json",
+        cwd=work,
     )
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert "row(s) of local/efficientnet-lite0-int8 (1280-d)" in done.stderr and "(512-d)" in done.stderr

@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -103,8 +103,9 @@ def test_a_damaged_database_says_what_to_do(filled, tmp_path, monkeypatch, capsy
 def embed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m embed ARGS`` in a child process (a full disk must not outlive the command that met it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
-    return subprocess.run([sys.executable, "-m", "embed", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "embed", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_disk_full_while_the_catalog_is_created(filled, tmp_path) -> None:
@@ -124,8 +125,9 @@ def test_disk_full_keeps_what_was_stored(filled, tmp_path) -> None:
     assert before.returncode == 0, before.stderr
     (tmp_path / "embed.duckdb.wal").symlink_to("/dev/full")
     more = sample_set(tmp_path / "more", PHOTOS[2:3], bad=False)  # something new to write
-    done = embed("run", "--engine", "local", "--images", str(folder), "--images", str(more), "--db", "embed.duckdb",
-                 cwd=tmp_path)
+    done = embed(
+        "run", "--engine", "local", "--images", str(folder), "--images", str(more), "--db", "embed.duckdb", cwd=tmp_path
+    )
     assert done.returncode == 2 and "no space left for the embedded database" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     (tmp_path / "embed.duckdb.wal").unlink()

@@ -279,8 +279,16 @@ def test_golden_statements_execute_unchanged(golden_engine) -> None:
     assert done["retryable_objects.sql"].records() == []
     assert done["failed_objects.sql"].records() == []  # both photos embedded
     assert done["status_counts.sql"].records() == [
-        {"objects": 2, "embedded": 2, "failed_retryable": 0, "failed_permanent": 0, "pending": 0, "deleted": 0,
-         "superseded_rows": 0, "other_space_rows": 0}
+        {
+            "objects": 2,
+            "embedded": 2,
+            "failed_retryable": 0,
+            "failed_permanent": 0,
+            "pending": 0,
+            "deleted": 0,
+            "superseded_rows": 0,
+            "other_space_rows": 0,
+        }
     ]
     for name in ("validate_run.sql", "validate_results.sql"):
         row = done[name].records()[0]

@@ -9,10 +9,9 @@ import pytest
 from embed import sql
 from embed.engines.local.engine import LocalEngine
 from embed.engines.local.models.faults import FAULTS_ENV, FaultInjector, parse_faults
-from embed.statuses import RESOURCE_EXHAUSTED
 from embed.engines.local.objects import uri_of
 from embed.errors import EmbedError
-from embed.statuses import RETRYABLE_PREFIX
+from embed.statuses import RESOURCE_EXHAUSTED, RETRYABLE_PREFIX
 from tests.local.sample import PHOTOS, LocalRun, local_settings, sample_set
 
 
@@ -56,7 +55,9 @@ def test_an_attempt_belongs_to_the_object_not_the_process(tmp_path: Path, monkey
     """A second engine on the same database (another process) continues each object's attempts."""
     folder = sample_set(tmp_path / "images", PHOTOS[:1], bad=False)
     photo = uri_of(folder / PHOTOS[0])
-    seed = next(s for s in range(1000) if FaultInjector(0.5, s).fails(photo, 0) and not FaultInjector(0.5, s).fails(photo, 1))
+    seed = next(
+        s for s in range(1000) if FaultInjector(0.5, s).fails(photo, 0) and not FaultInjector(0.5, s).fails(photo, 1)
+    )
     monkeypatch.setenv(FAULTS_ENV, f"retryable:0.5,seed:{seed}")
     statuses = []
     for _ in range(2):
@@ -91,10 +92,12 @@ def test_repeated_runs_with_one_seed_converge(tmp_path: Path, monkeypatch: pytes
     seed = next(s for s in range(1000) if any(all(FaultInjector(0.5, s).fails(u, a) for a in (0, 1)) for u in uris))
     monkeypatch.setenv(FAULTS_ENV, f"retryable:0.5,seed:{seed}")
     settings = local_settings(max_retries=1)
-    for runs in range(1, 30):
-        engine = LocalEngine(tmp_path / "embed.duckdb", [folder], object_table=settings.object_table)
-        from embed.pipeline import Pipeline
+    from embed.pipeline import Pipeline
 
+    runs = 0
+    while runs < 30:
+        runs += 1
+        engine = LocalEngine(tmp_path / "embed.duckdb", [folder], object_table=settings.object_table)
         report = Pipeline(engine, settings, sleep=lambda s: None).run()
         engine.close()
         if report.counts.embedded == 3:

@@ -176,7 +176,9 @@ def test_the_build_is_deterministic_and_a_damaged_file_is_built_again(model: Any
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([onnx_path(tmp_path).name, rebuilt.path.name])
 
 
-def test_a_missing_calibration_photo_is_a_clear_error(model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_calibration_photo_is_a_clear_error(
+    model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copyfile(onnx_path(model.path.parent), onnx_path(tmp_path))
     monkeypatch.setattr(int8, "CALIBRATION_PHOTOS", ("brick.png", "gone.png"))
     with pytest.raises(EmbedError, match="gone.png.*--endpoint local/efficientnet-lite0") as raised:

@@ -33,8 +33,8 @@ from embed.engines.local.models import (  # noqa: E402
 )
 from embed.engines.local.models.efficientnet import SIDE, EfficientNetLite0, onnx_path, torch_feature_net  # noqa: E402
 from embed.engines.local.models.faults import FAULTS_ENV  # noqa: E402
-from embed.engines.local.models.int8 import EfficientNetLite0Int8, int8_path  # noqa: E402
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, ImageRejected, decode_image  # noqa: E402
+from embed.engines.local.models.int8 import EfficientNetLite0Int8, int8_path  # noqa: E402
 from embed.errors import EmbedError  # noqa: E402
 from embed.settings import LOCAL_OUTPUTS  # noqa: E402
 from embed.statuses import RETRYABLE_PREFIX  # noqa: E402
@@ -74,7 +74,9 @@ def test_real_photos_get_finite_1280_d_embeddings(name: str, request: pytest.Fix
     assert (np.linalg.norm(vectors, axis=1) > 0).all()
 
 
-def test_the_default_endpoint_is_int8_and_fp32_stays_available(model: EfficientNetLite0, fp32_model: EfficientNetLite0) -> None:
+def test_the_default_endpoint_is_int8_and_fp32_stays_available(
+    model: EfficientNetLite0, fp32_model: EfficientNetLite0
+) -> None:
     assert DEFAULT_ENDPOINT == LOCAL_OUTPUTS["endpoint"] == model.endpoint == "local/efficientnet-lite0-int8"
     assert fp32_model.endpoint == "local/efficientnet-lite0" and fp32_model.endpoint in ENDPOINTS
     assert (model.batch_size, fp32_model.batch_size) == (8, 4)
@@ -231,7 +233,9 @@ def test_unknown_endpoints_are_refused_listing_the_local_ones() -> None:
     assert [endpoint_dimension(endpoint) for endpoint in ENDPOINTS] == [1280, 1280]
 
 
-def test_each_model_loads_once_per_process(model: EfficientNetLite0, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_model_loads_once_per_process(
+    model: EfficientNetLite0, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EMBED_MODEL_CACHE", str(model_cache))
     for endpoint, kind in zip(ENDPOINTS, (EfficientNetLite0Int8, EfficientNetLite0)):
         first = load_model(endpoint)

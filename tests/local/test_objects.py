@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from embed.engines.base import Statement
 from embed.engines.local.models.images import MAX_IMAGE_BYTES
 from embed.engines.local.objects import Walk, path_of, scan, sniff_content_type, uri_of
 from embed.errors import EmbedError
 from embed.identifiers import check_endpoint, check_project_id
-from embed.engines.base import Statement
 from tests.local.corpus import as_unprivileged, deadline, shared_folder, sparse_file, unix_socket
 from tests.local.sample import query
 
@@ -220,8 +220,9 @@ def test_a_folder_mounted_inside_itself_is_listed_once(tmp_path: Path) -> None:
     (tmp_path / "a" / "photo.png").write_bytes(PNG)
     if shutil.which("mount") is None or os.geteuid() != 0:
         pytest.skip("bind mounts need root and mount(8)")
-    mount = subprocess.run(["mount", "--bind", str(tmp_path / "a"), str(tmp_path / "a" / "sub")],
-                           capture_output=True, text=True)
+    mount = subprocess.run(
+        ["mount", "--bind", str(tmp_path / "a"), str(tmp_path / "a" / "sub")], capture_output=True, text=True
+    )
     if mount.returncode != 0:
         pytest.skip(f"cannot bind-mount here (needs root): {mount.stderr.strip()}")
     try:

@@ -80,7 +80,7 @@ def test_injected_faults_converge_with_nothing_dropped(
     faulted = table(local)
     assert faulted.keys() == clean.keys()  # same uris, each once
     prefix = folder.absolute().as_uri() + "/"
-    for uri, (status, embedding, attempts) in clean.items():
+    for uri, (status, embedding, _) in clean.items():
         assert faulted[uri][0] == status, uri
         assert faulted[uri][1] == pytest.approx(embedding, abs=1e-5), uri
         # Every attempt counted, none lost or repeated: the row records the attempt that succeeded.

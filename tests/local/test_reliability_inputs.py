@@ -16,9 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,8 @@ skimage = pytest.importorskip("skimage", reason="scikit-image provides the test 
 import numpy as np  # noqa: E402
 
 from embed.engines.local.engine import LocalEngine  # noqa: E402
-from embed.engines.local.models import load_model  # noqa: E402
 from embed.engines.local.models import images as decoding  # noqa: E402
+from embed.engines.local.models import load_model  # noqa: E402
 from embed.engines.local.models.efficientnet import SIDE  # noqa: E402
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, DecodeGate, decode_image  # noqa: E402
 from embed.engines.local.objects import display_path, generation_of, path_of, uri_of  # noqa: E402
@@ -53,7 +54,7 @@ class Expect:
     words: str = ""
 
 
-def photo(name: str, dest: Path, fmt: Optional[str] = None, size: Optional[tuple[int, int]] = None) -> bytes:
+def photo(name: str, dest: Path, fmt: str | None = None, size: tuple[int, int] | None = None) -> bytes:
     """Save scikit-image's photo ``name`` at ``dest`` (in ``fmt``, at ``size``); return its bytes."""
     with Image.open(DATA / name) as img:
         img = img.convert("RGB")
@@ -90,15 +91,19 @@ def lay_out_corpus(top: Path) -> dict[Path, Expect]:
     status("paper.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "not an image (application/pdf)")
     status("page.png", b"<!DOCTYPE html>\n<html><body><img src=x></body></html>\n", "not an image (text/html)")
     status("bomb.png", png_bomb_header(), "decompression bomb")
-    for name, kind in (("photo.tiff", "image/tiff"), ("photo.webp", "image/webp"), ("icon.ico", "image/x-icon"),
-                       ("photo.jp2", "image/jp2")):
+    for name, kind in (
+        ("photo.tiff", "image/tiff"),
+        ("photo.webp", "image/webp"),
+        ("icon.ico", "image/x-icon"),
+        ("photo.jp2", "image/jp2"),
+    ):
         photo("chelsea.png", top / name, size=(64, 64))
         expect[top / name] = Expect("status", f"Unsupported image format: {kind};")
     sparse_file(top / "huge.png", MAX_IMAGE_BYTES + 1, png[:64])
     expect[top / "huge.png"] = Expect("status", "larger than the 20 MB limit")
     photo("coffee.png", top / "really-a-jpeg.png", fmt="JPEG")
     expect[top / "really-a-jpeg.png"] = Expect("embedded")
-    for raw in (b"caf\xe9.png", b"it's.png", b"--help.png", b"line\nbreak.png", b"100% \"quoted\".png"):
+    for raw in (b"caf\xe9.png", b"it's.png", b"--help.png", b"line\nbreak.png", b'100% "quoted".png'):
         shutil.copyfile(top / "photo.png", named(top, raw))
         expect[named(top, raw)] = Expect("embedded")
     shutil.copyfile(top / "photo.png", top / "secret.png")
@@ -142,7 +147,7 @@ class MidRun:
         self.top = top
         self.sent: list[list[str]] = []
 
-    def embed_images(self, items: Sequence[Any], output_dimensionality: Optional[int] = None) -> list[Any]:
+    def embed_images(self, items: Sequence[Any], output_dimensionality: int | None = None) -> list[Any]:
         if not self.sent:
             (self.top / "deleted.png").unlink()
             photo("coffee.png", self.top / "rewritten.png")
@@ -162,8 +167,13 @@ def corpus(tmp_path_factory) -> dict[str, Any]:
     model = MidRun(top)
     heard: list[str] = []
     roots = [top, top, top / "sub", top / "sub" / "..", top.parent / "alias"]
-    engine = LocalEngine(top / "embed.duckdb", roots, object_table=settings.object_table,
-                         load_model=lambda endpoint: model, warn=heard.append)
+    engine = LocalEngine(
+        top / "embed.duckdb",
+        roots,
+        object_table=settings.object_table,
+        load_model=lambda endpoint: model,
+        warn=heard.append,
+    )
     pipeline = Pipeline(engine, settings, sleep=lambda seconds: None)
     try:
         with deadline(240):
@@ -181,8 +191,16 @@ def corpus(tmp_path_factory) -> dict[str, Any]:
         for locked in (top / "locked", top / "secret.png"):
             locked.chmod(0o755)
     return {
-        "top": top, "expect": expect, "first": first, "second": second, "stored": kept, "objects": objects,
-        "restored": restored, "warnings": heard, "model": model, "sent_again": model.sent[sent_before:],
+        "top": top,
+        "expect": expect,
+        "first": first,
+        "second": second,
+        "stored": kept,
+        "objects": objects,
+        "restored": restored,
+        "warnings": heard,
+        "model": model,
+        "sent_again": model.sent[sent_before:],
         "same_size_before": before,
     }
 
@@ -336,9 +354,28 @@ def test_the_cli_prints_listing_warnings_on_stderr_and_lists_duplicates_once(tmp
     shutil.copyfile(images / "photo.png", named(images, b"caf\xe9.png"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
     done = subprocess.run(
-        [sys.executable, "-m", "embed", "run", "--engine", "local", "--images", "images", "--images", "./images/",
-         "--images", "images/../images", "--db", "images/embed.duckdb", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "embed",
+            "run",
+            "--engine",
+            "local",
+            "--images",
+            "images",
+            "--images",
+            "./images/",
+            "--images",
+            "images/../images",
+            "--db",
+            "images/embed.duckdb",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

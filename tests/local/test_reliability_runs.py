@@ -30,8 +30,20 @@ def start(images: Path, db: Path) -> subprocess.Popen:
     """``embed run --engine local`` in a child process, with injected faults."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
     env["EMBED_LOCAL_FAULTS"] = faults(images)
-    command = [sys.executable, "-m", "embed", "run", "--engine", "local", "--images", str(images), "--db", str(db),
-               "--json", *ARGS]
+    command = [
+        sys.executable,
+        "-m",
+        "embed",
+        "run",
+        "--engine",
+        "local",
+        "--images",
+        str(images),
+        "--db",
+        str(db),
+        "--json",
+        *ARGS,
+    ]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -51,7 +63,10 @@ def table(images: Path, db: Path) -> dict[str, tuple[str, list[float]]]:
     local = LocalRun(images, db)
     rows = local.results()  # fails on two rows for one uri
     prefix = images.absolute().as_uri() + "/"
-    out = {uri.removeprefix(prefix): (r["ml_generate_embedding_status"], r["ml_generate_embedding_result"]) for uri, r in rows.items()}
+    out = {
+        uri.removeprefix(prefix): (r["ml_generate_embedding_status"], r["ml_generate_embedding_result"])
+        for uri, r in rows.items()
+    }
     local.engine.close()
     return out
 

@@ -28,7 +28,9 @@ def local(tmp_path: Path) -> LocalRun:
 
 def generate(query: str) -> Statement:
     """SELECT from ML.GENERATE_EMBEDDING over ``query``."""
-    return Statement("probe", f"SELECT uri FROM ML.GENERATE_EMBEDDING(MODEL {MODEL}, ({query}), STRUCT(TRUE AS flatten_json_output))")
+    return Statement(
+        "probe", f"SELECT uri FROM ML.GENERATE_EMBEDDING(MODEL {MODEL}, ({query}), STRUCT(TRUE AS flatten_json_output))"
+    )
 
 
 # --- the object-table query ------------------------------------------------------------------
@@ -42,7 +44,9 @@ FORBIDDEN = {
     "GROUP BY": f"SELECT uri FROM {OBJECTS} GROUP BY uri",
     "SELECT DISTINCT": f"SELECT DISTINCT * FROM {OBJECTS}",
     "a WITH clause": f"WITH o AS (SELECT * FROM {OBJECTS}) SELECT * FROM o",
-    "subquery (EXISTS)": f"SELECT * FROM {OBJECTS} AS o WHERE EXISTS (SELECT 1 FROM {RESULTS} AS r WHERE r.uri = o.uri)",
+    "subquery (EXISTS)": (
+        f"SELECT * FROM {OBJECTS} AS o WHERE EXISTS (SELECT 1 FROM {RESULTS} AS r WHERE r.uri = o.uri)"
+    ),
     "window function": f"SELECT * FROM {OBJECTS} QUALIFY ROW_NUMBER() OVER (ORDER BY uri) < 3",
     "UNION": f"SELECT * FROM {OBJECTS} UNION ALL SELECT * FROM {OBJECTS}",
 }
@@ -65,7 +69,10 @@ def test_object_table_query_with_where_order_by_and_limit_runs(local: LocalRun) 
 
 def test_a_standard_table_query_may_hold_any_clause(local: LocalRun) -> None:
     """The rule is about object tables: a query over the results table may join and nest."""
-    query = f"SELECT r.uri FROM {RESULTS} AS r JOIN {RESULTS} AS s ON s.uri = r.uri WHERE r.uri IN (SELECT uri FROM {RESULTS})"
+    query = (
+        f"SELECT r.uri FROM {RESULTS} AS r JOIN {RESULTS} AS s ON s.uri = r.uri"
+        f" WHERE r.uri IN (SELECT uri FROM {RESULTS})"
+    )
     assert local.engine.execute(generate(query)).rows.num_rows == 0
 
 

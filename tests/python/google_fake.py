@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -50,7 +51,7 @@ class FakeGoogle(BaseAdapter):
         super().__init__()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.sent: list[Sent] = []
-        self.fail_with: Optional[BaseException] = None  # raised for every request when set
+        self.fail_with: BaseException | None = None  # raised for every request when set
         self.fail_next: list[BaseException] = []  # raised once each, for the next requests
 
     def route(self, method: str, pattern: str, handler: Handler | tuple[int, Any]) -> None:
@@ -129,11 +130,11 @@ class ScriptedQuery:
 
     schema: list[dict[str, Any]] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
-    dml_affected_rows: Optional[int] = None
+    dml_affected_rows: int | None = None
     bytes_processed: int = 0
-    bytes_billed: Optional[int] = None
-    error: Optional[dict[str, Any]] = None  # errorResult of a job that fails
-    insert_error: Optional[tuple[int, dict[str, Any]]] = None  # HTTP error answering jobs.insert
+    bytes_billed: int | None = None
+    error: dict[str, Any] | None = None  # errorResult of a job that fails
+    insert_error: tuple[int, dict[str, Any]] | None = None  # HTTP error answering jobs.insert
 
 
 def _cell(value: Any) -> Any:
@@ -166,7 +167,7 @@ class FakeBigQuery:
         fake.route("GET", BQ + r"/projects/([^/]+)/queries/([^/]+)", self._query_results)
         fake.route("GET", BQ + r"/projects/([^/]+)/datasets/_results/tables/([^/]+)/data", self._tabledata)
 
-    def _insert(self, sent: Sent, match: "re.Match[str]") -> tuple[int, Any]:
+    def _insert(self, sent: Sent, match: re.Match[str]) -> tuple[int, Any]:
         body = sent.body
         config = body["configuration"]
         scripted = self.script(config["query"]["query"], body)
@@ -202,7 +203,7 @@ class FakeBigQuery:
             self.jobs[job_id] = (resource, scripted)
         return 200, resource
 
-    def _get_job(self, sent: Sent, match: "re.Match[str]") -> tuple[int, Any]:
+    def _get_job(self, sent: Sent, match: re.Match[str]) -> tuple[int, Any]:
         return 200, self.jobs[match.group(2)][0]
 
     def _page(self, scripted: ScriptedQuery, params: dict[str, str]) -> dict[str, Any]:
@@ -214,7 +215,7 @@ class FakeBigQuery:
             page["pageToken"] = str(start + size)
         return page
 
-    def _query_results(self, sent: Sent, match: "re.Match[str]") -> tuple[int, Any]:
+    def _query_results(self, sent: Sent, match: re.Match[str]) -> tuple[int, Any]:
         resource, scripted = self.jobs[match.group(2)]
         if scripted.error is not None:
             code = 403 if scripted.error.get("reason") == "accessDenied" else 400
@@ -235,6 +236,6 @@ class FakeBigQuery:
                 answer["totalRows"] = str(len(scripted.rows))
         return 200, answer
 
-    def _tabledata(self, sent: Sent, match: "re.Match[str]") -> tuple[int, Any]:
+    def _tabledata(self, sent: Sent, match: re.Match[str]) -> tuple[int, Any]:
         _, scripted = self.jobs[match.group(2)]
         return 200, {"kind": "bigquery#tableDataList", **self._page(scripted, sent.params)}

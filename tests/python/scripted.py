@@ -7,7 +7,7 @@ any other text fails the test, so SQL assembled elsewhere cannot go unnoticed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pyarrow as pa
 
@@ -127,9 +127,9 @@ class ScriptedEngine:
         self,
         settings: Settings,
         *,
-        endpoint: Optional[str] = None,
-        table: Optional[tuple[Column, ...]] = None,
-        script: Optional[dict[str, list[Answer]]] = None,
+        endpoint: str | None = None,
+        table: tuple[Column, ...] | None = None,
+        script: dict[str, list[Answer]] | None = None,
         running: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
@@ -183,10 +183,10 @@ class ScriptedEngine:
         assert table == self.settings.results_table
         return self.running
 
-    def schema(self, table: TableRef) -> Optional[tuple[Column, ...]]:
+    def schema(self, table: TableRef) -> tuple[Column, ...] | None:
         assert table == self.settings.results_table
         return self.table
 
-    def model_endpoint(self, model: ModelRef) -> Optional[str]:
+    def model_endpoint(self, model: ModelRef) -> str | None:
         assert model == self.settings.model
         return self.endpoint

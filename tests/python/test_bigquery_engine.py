@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -99,7 +100,9 @@ def test_execute_dry_run_returns_bytes_and_disables_cache() -> None:
 
 def test_execute_dml_returns_affected_rows() -> None:
     engine, fake = make_engine(lambda sql, body: ScriptedQuery(dml_affected_rows=42, bytes_processed=10))
-    result = engine.execute(stmt("MERGE `my-project.d.r` AS r USING (SELECT 1) AS s ON FALSE WHEN NOT MATCHED THEN INSERT ROW"))
+    result = engine.execute(
+        stmt("MERGE `my-project.d.r` AS r USING (SELECT 1) AS s ON FALSE WHEN NOT MATCHED THEN INSERT ROW")
+    )
     assert result.affected_rows == 42
     assert result.bytes_processed == 10
 
@@ -148,7 +151,9 @@ def test_rows_of_empty_result() -> None:
 
 
 def test_bytes_billed_are_reported() -> None:
-    engine, _ = make_engine(lambda sql, body: ScriptedQuery(dml_affected_rows=3, bytes_processed=11, bytes_billed=10 << 20))
+    engine, _ = make_engine(
+        lambda sql, body: ScriptedQuery(dml_affected_rows=3, bytes_processed=11, bytes_billed=10 << 20)
+    )
     result = engine.execute(stmt("DELETE FROM t WHERE TRUE"))
     assert result.bytes_billed == 10 << 20 and result.bytes_processed == 11
 
@@ -163,8 +168,11 @@ def test_values_travel_as_typed_query_parameters() -> None:
         stmt(
             "SELECT 1",
             QueryParameter("uris", "ARRAY<STRING>", ["gs://b/bob's cat.jpg", "gs://b/2024--summer.png"]),
-            QueryParameter("prior_attempts", "ARRAY<STRUCT<uri STRING, generation INT64, attempts INT64>>",
-                           [{"uri": "gs://b/a.jpg", "generation": 7, "attempts": 2}]),
+            QueryParameter(
+                "prior_attempts",
+                "ARRAY<STRUCT<uri STRING, generation INT64, attempts INT64>>",
+                [{"uri": "gs://b/a.jpg", "generation": 7, "attempts": 2}],
+            ),
             QueryParameter("nothing", "ARRAY<STRUCT<uri STRING, attempts INT64>>", []),
             QueryParameter("dimension", "INT64", 1408),
             QueryParameter("since", "TIMESTAMP", since),
@@ -187,9 +195,17 @@ def test_values_travel_as_typed_query_parameters() -> None:
         ("attempts", "INT64"),
     ]
     [item] = params["prior_attempts"]["parameterValue"]["arrayValues"]
-    assert {k: v["value"] for k, v in item["structValues"].items()} == {"uri": "gs://b/a.jpg", "generation": "7", "attempts": "2"}
+    assert {k: v["value"] for k, v in item["structValues"].items()} == {
+        "uri": "gs://b/a.jpg",
+        "generation": "7",
+        "attempts": "2",
+    }
     assert params["nothing"]["parameterType"]["arrayType"]["type"] == "STRUCT"
-    assert params["dimension"] == {"name": "dimension", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "1408"}}
+    assert params["dimension"] == {
+        "name": "dimension",
+        "parameterType": {"type": "INT64"},
+        "parameterValue": {"value": "1408"},
+    }
     assert params["since"]["parameterValue"]["value"].startswith("2026-08-01 12:00:00")
 
 
@@ -567,7 +583,11 @@ def test_connect_with_unreachable_network_fails_with_clear_message(
     for name in ("HTTPS_PROXY", "https_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens on the discard port
     engine = connect(example_settings(), "run-1")
-    assert engine.labels == {"app": "embed-kit", "run-id": "run-1", "results-table": "my-project-bqml_tutorial-image_embeddings"}
+    assert engine.labels == {
+        "app": "embed-kit",
+        "run-id": "run-1",
+        "results-table": "my-project-bqml_tutorial-image_embeddings",
+    }
     assert engine.location == "US" and engine.project == "my-project"
     with pytest.raises(EmbedError) as info:
         engine.execute(stmt("SELECT 1"))

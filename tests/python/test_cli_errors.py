@@ -60,8 +60,10 @@ def test_outputs_from_stdin() -> None:
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        (EXAMPLE_OUTPUTS.read_text(encoding="utf-8").replace("my-project", "my-pr\u00f6ject").encode("latin-1"),
-         "is not text in UTF-8"),
+        (
+            EXAMPLE_OUTPUTS.read_text(encoding="utf-8").replace("my-project", "my-pr\u00f6ject").encode("latin-1"),
+            "is not text in UTF-8",
+        ),
         (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "is not text in UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "nests JSON too deeply"),
         (json.dumps({"bucket": {"value": "b"}, "images": {"value": "i"}}).encode(), "it holds `bucket`, `images`"),
@@ -90,8 +92,10 @@ def test_unknown_engine_is_refused_before_any_settings_are_read(tmp_path: Path) 
 
 def test_an_empty_image_folder_says_no_files_found(tmp_path: Path) -> None:
     (tmp_path / "photos" / "empty-subfolder").mkdir(parents=True)
-    err = refused(embed("run", "--engine", "local", "--images", "photos", "--db", "x.duckdb", cwd=tmp_path),
-                  "no files found under photos")
+    err = refused(
+        embed("run", "--engine", "local", "--images", "photos", "--db", "x.duckdb", cwd=tmp_path),
+        "no files found under photos",
+    )
     assert "nothing new to embed" not in err
     assert not (tmp_path / "x.duckdb").exists()
 
@@ -100,7 +104,9 @@ def test_an_empty_image_folder_says_no_files_found(tmp_path: Path) -> None:
 def test_tf_dir_on_a_module_says_so() -> None:
     refused(
         embed("sql", "--tf-dir", "modules/object-table"),
-        "is a module, not a root stack", "--tf-dir terraform", after_terraform=True,
+        "is a module, not a root stack",
+        "--tf-dir terraform",
+        after_terraform=True,
     )
 
 

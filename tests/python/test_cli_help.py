@@ -100,7 +100,11 @@ def complete(words: str) -> list[str]:
     env = {**os.environ, "_EMBED_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
     done = subprocess.run(
         [sys.executable, "-c", "from embed.cli import app; app(prog_name='embed')"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()

@@ -182,10 +182,22 @@ def test_status_and_run_point_to_the_failures_command(cli_run) -> None:
 
 
 FAILED_ROWS = [
-    {"uri": "gs://b/a.jpg", "status": RETRYABLE, "retryable": True, "attempts": 4,
-     "last_attempt": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "failed_total": 3},
-    {"uri": "gs://b/b.jpg", "status": PERMANENT, "retryable": False, "attempts": 1,
-     "last_attempt": dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc), "failed_total": 3},
+    {
+        "uri": "gs://b/a.jpg",
+        "status": RETRYABLE,
+        "retryable": True,
+        "attempts": 4,
+        "last_attempt": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        "failed_total": 3,
+    },
+    {
+        "uri": "gs://b/b.jpg",
+        "status": PERMANENT,
+        "retryable": False,
+        "attempts": 1,
+        "last_attempt": dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc),
+        "failed_total": 3,
+    },
 ]
 
 
@@ -199,10 +211,20 @@ def test_failures_json_lists_uri_status_attempts_and_last_attempt(cli_run) -> No
         "shown": 2,
         "limit": 2,
         "failures": [
-            {"uri": "gs://b/a.jpg", "status": RETRYABLE, "retryable": True, "attempts": 4,
-             "last_attempt": "2026-01-02T03:04:05+00:00"},
-            {"uri": "gs://b/b.jpg", "status": PERMANENT, "retryable": False, "attempts": 1,
-             "last_attempt": "2026-01-01T00:00:00+00:00"},
+            {
+                "uri": "gs://b/a.jpg",
+                "status": RETRYABLE,
+                "retryable": True,
+                "attempts": 4,
+                "last_attempt": "2026-01-02T03:04:05+00:00",
+            },
+            {
+                "uri": "gs://b/b.jpg",
+                "status": PERMANENT,
+                "retryable": False,
+                "attempts": 1,
+                "last_attempt": "2026-01-01T00:00:00+00:00",
+            },
         ],
     }
     (call,) = engine.named("failed_objects")

@@ -119,9 +119,7 @@ print("CODE:" + str(code))
 
 @pytest.mark.parametrize("args", [["--help"], ["sql", "--help"]])
 def test_help_does_not_import_heavy_modules(args: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
     assert "CODE:0" in result.stdout

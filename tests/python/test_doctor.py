@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -156,10 +157,14 @@ def test_missing_caller_permissions_are_named(example_settings: Callable[..., Se
 @pytest.mark.parametrize(
     ("held_without", "roles"),
     [
-        (["bigquery.connections.use", "bigquery.connections.delegate"],
-         "roles/bigquery.connectionAdmin, roles/bigquery.connectionUser"),
-        (["bigquery.models.getMetadata", "bigquery.tables.create", "bigquery.tables.updateData"],
-         "roles/bigquery.dataEditor"),
+        (
+            ["bigquery.connections.use", "bigquery.connections.delegate"],
+            "roles/bigquery.connectionAdmin, roles/bigquery.connectionUser",
+        ),
+        (
+            ["bigquery.models.getMetadata", "bigquery.tables.create", "bigquery.tables.updateData"],
+            "roles/bigquery.dataEditor",
+        ),
         (["bigquery.jobs.create"], "roles/bigquery.jobUser"),
     ],
 )
@@ -186,7 +191,10 @@ def test_user_credentials_need_to_use_the_quota_project(example_settings: Callab
     fake.route(
         "POST",
         TEST_PERMISSIONS,
-        lambda sent, m: (200, {"permissions": [p for p in sent.body["permissions"] if p != "serviceusage.services.use"]}),
+        lambda sent, m: (
+            200,
+            {"permissions": [p for p in sent.body["permissions"] if p != "serviceusage.services.use"]},
+        ),
     )
     results = check(fake, example_settings(), credentials=Credentials(token="user-token"))
     [tested] = fake.calls("POST", ":testIamPermissions")
@@ -203,13 +211,17 @@ def test_user_credentials_need_to_use_the_quota_project(example_settings: Callab
 def test_a_refused_quota_project_is_explained_once(example_settings: Callable[..., Settings]) -> None:
     from google.oauth2.credentials import Credentials
 
-    denied = error_body(403, "Caller does not have required permission to use project my-project.", "forbidden",
-                        "PERMISSION_DENIED")
+    denied = error_body(
+        403, "Caller does not have required permission to use project my-project.", "forbidden", "PERMISSION_DENIED"
+    )
     denied["error"]["details"] = [
         {"@type": "type.googleapis.com/google.rpc.Help", "links": []},
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "USER_PROJECT_DENIED",
-         "domain": "googleapis.com", "metadata": {"service": "serviceusage.googleapis.com",
-                                                  "consumer": "projects/my-project"}},
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "USER_PROJECT_DENIED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "serviceusage.googleapis.com", "consumer": "projects/my-project"},
+        },
     ]
     fake = healthy_project()
     fake.route("GET", SERVICES, (403, denied))

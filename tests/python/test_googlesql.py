@@ -7,9 +7,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -124,8 +125,16 @@ def test_vector_search_returns_query_base_and_distance(googlesql_analyzer: Analy
 
 @pytest.mark.parametrize(
     "type_",
-    ["STRING", "INT64", "FLOAT64", "BOOL", "TIMESTAMP", "JSON", "ARRAY<STRING>",
-     "ARRAY<STRUCT<uri STRING, attempts INT64>>"],
+    [
+        "STRING",
+        "INT64",
+        "FLOAT64",
+        "BOOL",
+        "TIMESTAMP",
+        "JSON",
+        "ARRAY<STRING>",
+        "ARRAY<STRUCT<uri STRING, attempts INT64>>",
+    ],
 )
 def test_parameter_types_are_bigquery_type_strings(googlesql_analyzer: Analyzer, example_settings, type_: str) -> None:
     analysis = googlesql_analyzer(example_settings()).analyze("SELECT @p AS p", {"p": type_})
@@ -204,7 +213,7 @@ def test_refuses_generate_embedding_over_another_input(default_analyzer, names) 
     )
     assert reason.startswith("ML.GENERATE_EMBEDDING's input fits none of its forms: over an object table:")
     assert 'Required column "generation" not found in table passed as argument 2 of GENERATE_EMBEDDING' in reason
-    assert "over text (a `content` column): Function does not allow extra input column named \"uri\"" in reason
+    assert 'over text (a `content` column): Function does not allow extra input column named "uri"' in reason
 
 
 def test_refuses_generate_embedding_without_its_model(default_analyzer, names) -> None:
@@ -220,8 +229,11 @@ def test_refuses_generate_embedding_without_its_model(default_analyzer, names) -
     ("arguments", "says"),
     [
         ("top_k => 'six'", "Argument 5: Unable to coerce type STRING to expected type INT64"),
-        ("6", "Positional argument at 4 is invalid because argument `query_column_to_search` can only be referred"
-              " to by name"),
+        (
+            "6",
+            "Positional argument at 4 is invalid because argument `query_column_to_search` can only be referred"
+            " to by name",
+        ),
     ],
 )
 def test_refuses_vector_search_with_wrong_arguments(default_analyzer, names, arguments: str, says: str) -> None:
@@ -235,15 +247,21 @@ def test_refuses_vector_search_with_wrong_arguments(default_analyzer, names, arg
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("SELECT uri FROM `my-project.bqml_tutorial.image_embedding`",
-         "Table not found: `my-project.bqml_tutorial.image_embedding`; Did you mean"
-         " my-project.bqml_tutorial.image_embeddings?"),
-        ("SELECT * FROM ML.GENERATE_EMBEDDING(MODEL `my-project.bqml_tutorial.other_model`,"
-         " TABLE `my-project.bqml_tutorial.images`, STRUCT(TRUE AS flatten_json_output))",
-         "Model not found: `my-project.bqml_tutorial.other_model`"),
-        ("CREATE MODEL `my-project.bqml_tutorial.m` REMOTE WITH CONNECTION `my-project.eu.other`"
-         " OPTIONS (ENDPOINT = 'multimodalembedding@001')",
-         "Connection not found: `my-project.eu.other`"),
+        (
+            "SELECT uri FROM `my-project.bqml_tutorial.image_embedding`",
+            "Table not found: `my-project.bqml_tutorial.image_embedding`; Did you mean"
+            " my-project.bqml_tutorial.image_embeddings?",
+        ),
+        (
+            "SELECT * FROM ML.GENERATE_EMBEDDING(MODEL `my-project.bqml_tutorial.other_model`,"
+            " TABLE `my-project.bqml_tutorial.images`, STRUCT(TRUE AS flatten_json_output))",
+            "Model not found: `my-project.bqml_tutorial.other_model`",
+        ),
+        (
+            "CREATE MODEL `my-project.bqml_tutorial.m` REMOTE WITH CONNECTION `my-project.eu.other`"
+            " OPTIONS (ENDPOINT = 'multimodalembedding@001')",
+            "Connection not found: `my-project.eu.other`",
+        ),
     ],
 )
 def test_refuses_what_the_catalog_lacks(default_analyzer, text: str, says: str) -> None:
@@ -312,8 +330,13 @@ def test_sql_check_analyzes_what_sql_prints(googlesql_analyzer: Analyzer) -> Non
 
 
 def test_sql_check_without_the_extra_says_how_to_install_it() -> None:
-    result = embed("sql", "--outputs", "terraform/outputs.example.json", "--check",
-                   prelude="import sys; sys.modules['zetasql'] = None")
+    result = embed(
+        "sql",
+        "--outputs",
+        "terraform/outputs.example.json",
+        "--check",
+        prelude="import sys; sys.modules['zetasql'] = None",
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "pip install 'embed-kit[check]'" in result.stderr and "Traceback" not in result.stderr

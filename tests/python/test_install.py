@@ -82,7 +82,10 @@ def test_sqlglot_comes_with_the_embedded_engine_and_the_tests() -> None:
 def test_each_make_target_installs_the_extras_it_runs(tmp_path, target: str, extras: str) -> None:
     done = subprocess.run(
         ["make", "-n", f"VENV={tmp_path / 'venv'}", target, *(["OFFLINE=1"] if target == "plan" else [])],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert re.findall(r"pip install [^\n]* -e '\.([^']*)'", done.stdout) == [extras]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -21,7 +20,7 @@ LOCATION = os.environ.get("EMBED_LIVE_LOCATION", "US")
 OUTPUTS = os.environ.get("EMBED_LIVE_OUTPUTS", "")
 
 
-def _why_skip() -> Optional[str]:
+def _why_skip() -> str | None:
     """The reason live tests cannot run here, or None."""
     if not PROJECT:
         return "EMBED_LIVE_PROJECT is not set: live tests need a real Google Cloud project"
@@ -109,7 +108,9 @@ def test_live_schema_and_missing_objects() -> None:
     assert engine.model_endpoint(ModelRef(PROJECT, "embed_kit_no_such_dataset", "m")) is None
 
 
-@pytest.mark.skipif(not OUTPUTS, reason="EMBED_LIVE_OUTPUTS is not set: the whole flow needs an applied stack's outputs")
+@pytest.mark.skipif(
+    not OUTPUTS, reason="EMBED_LIVE_OUTPUTS is not set: the whole flow needs an applied stack's outputs"
+)
 def test_live_whole_flow_run_rerun_validate() -> None:
     """`embed run` on the applied stack, then a re-run that embeds nothing new, then `embed validate`."""
     import json

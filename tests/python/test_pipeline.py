@@ -87,7 +87,10 @@ def test_first_run_creates_table_and_model_then_embeds_what_is_pending(example_s
     settings = example_settings()
     engine = engine_for(
         settings,
-        script={"status_counts": [counts(objects=2, pending=2), counts(objects=2, embedded=2)], "pending_objects": [uris("a", "b")]},
+        script={
+            "status_counts": [counts(objects=2, pending=2), counts(objects=2, embedded=2)],
+            "pending_objects": [uris("a", "b")],
+        },
     )
     report = pipeline(engine, settings).run()
     assert report.model_action == "created"
@@ -227,7 +230,6 @@ def test_auto_batch_size_keeps_the_fixed_cost_under_its_share() -> None:
     assert capped <= MAX_BATCH_SIZE and math.ceil(10**7 / capped) == math.ceil(10**7 / MAX_BATCH_SIZE)
 
 
-
 def test_superseded_rows_are_compacted_once_at_the_end(example_settings) -> None:
     settings = example_settings()
     engine = existing(
@@ -246,7 +248,9 @@ def test_superseded_rows_are_compacted_once_at_the_end(example_settings) -> None
 
 def test_rows_left_superseded_by_a_stopped_run_are_compacted_by_the_next(example_settings) -> None:
     settings = example_settings()
-    engine = existing(settings, script={"status_counts": [counts(objects=2, embedded=2, superseded=2)], "compact_results": [2]})
+    engine = existing(
+        settings, script={"status_counts": [counts(objects=2, embedded=2, superseded=2)], "compact_results": [2]}
+    )
     report = pipeline(engine, settings).run()
     assert engine.sequence == ["status_counts", "compact_results"]
     assert report.compacted_rows == 2
@@ -258,7 +262,9 @@ def test_deleted_objects_are_counted_and_pruned_only_when_asked(example_settings
     report = pipeline(kept, settings).run()
     assert kept.named("prune_deleted") == [] and report.counts.deleted == 3
     assert any("--prune-deleted" in m for m in report.messages)
-    pruned = existing(settings, script={"status_counts": [counts(objects=2, embedded=2, deleted=3)], "prune_deleted": [4]})
+    pruned = existing(
+        settings, script={"status_counts": [counts(objects=2, embedded=2, deleted=3)], "prune_deleted": [4]}
+    )
     report = pipeline(pruned, settings, prune_deleted=True).run()
     assert len(pruned.named("prune_deleted")) == 1 and report.pruned_rows == 4 and report.counts.deleted == 0
 
@@ -339,7 +345,10 @@ def test_each_retry_round_sends_each_retryable_object_once_oldest_first(example_
         ["gs://b/c"],  # round 3
     ]
     prior = engine.named("embed_batch")[2].param("prior_attempts")
-    assert prior == [{"uri": "gs://b/c", "generation": 7, "attempts": 1}, {"uri": "gs://b/a", "generation": 7, "attempts": 1}]
+    assert prior == [
+        {"uri": "gs://b/c", "generation": 7, "attempts": 1},
+        {"uri": "gs://b/a", "generation": 7, "attempts": 1},
+    ]
     assert report.retries == 3 and report.retried_objects == 6
     assert len(clock.sleeps) == 3 and clock.sleeps[0] < clock.sleeps[1] < clock.sleeps[2]
 
@@ -486,7 +495,12 @@ def test_validation_failure_makes_run_not_ok(example_settings) -> None:
             "status_counts": [counts(pending=1), counts(embedded=1)],
             "pending_objects": [uris("a")],
             "validate_run": [
-                validation_row(result_rows=1, successful_rows=1, wrong_length_rows=1, examples=[{"uri": "gs://b/a", "problem": "wrong length"}])
+                validation_row(
+                    result_rows=1,
+                    successful_rows=1,
+                    wrong_length_rows=1,
+                    examples=[{"uri": "gs://b/a", "problem": "wrong length"}],
+                )
             ],
         },
     )
@@ -506,7 +520,9 @@ def test_bytes_billed_are_summed_over_the_run_with_job_ids(example_settings) -> 
     )
     report = pipeline(engine, settings).run()
     assert report.bytes_billed == 20 << 20 and report.job_ids == ["j1"]
-    assert report.to_dict()["jobs"] == [{"name": "status_counts", "job_id": "j1", "bytes_billed": 20 << 20, "model_rows": 0}]
+    assert report.to_dict()["jobs"] == [
+        {"name": "status_counts", "job_id": "j1", "bytes_billed": 20 << 20, "model_rows": 0}
+    ]
 
 
 # --- dry run ---------------------------------------------------------------------------------
@@ -540,7 +556,11 @@ def test_objects_that_arrive_during_the_run_are_embedded_by_one_more_pass(exampl
     engine = existing(
         settings,
         script={
-            "status_counts": [counts(objects=2, pending=2), counts(objects=3, embedded=2, pending=1), counts(objects=3, embedded=3)],
+            "status_counts": [
+                counts(objects=2, pending=2),
+                counts(objects=3, embedded=2, pending=1),
+                counts(objects=3, embedded=3),
+            ],
             "pending_objects": [uris("a", "b"), uris("late")],
         },
     )
@@ -550,7 +570,9 @@ def test_objects_that_arrive_during_the_run_are_embedded_by_one_more_pass(exampl
     assert any("arrived or changed during the run" in m for m in report.messages)
 
 
-@pytest.mark.parametrize(("endpoint", "checked"), [(None, "create_model"), ("multimodalembedding@000", "replace_model")])
+@pytest.mark.parametrize(
+    ("endpoint", "checked"), [(None, "create_model"), ("multimodalembedding@000", "replace_model")]
+)
 def test_dry_run_checks_the_model_statement_the_run_would_issue(example_settings, endpoint, checked) -> None:
     settings = example_settings()
     engine = engine_for(settings, endpoint=endpoint, table=columns_of(expected_schema(settings)))

@@ -61,8 +61,14 @@ def test_dimension_lookup_by_endpoint() -> None:
 
 def test_pass_through_and_tolerated_columns(example_settings) -> None:
     expected = expected_schema(example_settings())
-    want = {"uri": "STRING", "generation": "INT64", "content_type": "STRING", "size": "INT64",
-            "md5_hash": "STRING", "updated": "TIMESTAMP"}
+    want = {
+        "uri": "STRING",
+        "generation": "INT64",
+        "content_type": "STRING",
+        "size": "INT64",
+        "md5_hash": "STRING",
+        "updated": "TIMESTAMP",
+    }
     for name, kind in want.items():
         assert expected.column(name).describe() == kind and expected.column(name).required
     assert not expected.column("ref").required

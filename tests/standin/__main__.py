@@ -18,8 +18,9 @@ from . import MODES, build_standin, terraform_env
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.standin", description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=MODES, default=None,
-                    help="provider to use (default: $EMBED_TF_PROVIDER, else standin)")
+    ap.add_argument(
+        "--mode", choices=MODES, default=None, help="provider to use (default: $EMBED_TF_PROVIDER, else standin)"
+    )
     ap.add_argument("--print-env", action="store_true", help="print export lines for the environment")
     args = ap.parse_args(argv)
     t0 = time.monotonic()

@@ -26,9 +26,9 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 DATA_FILE = HERE / "forcenew.json"
@@ -124,7 +124,7 @@ def _top_level_return(body: str) -> int | None:
 def braced(text: str, open_index: int) -> str:
     """The text between the ``{`` at ``open_index`` and its matching ``}``."""
     if text[open_index] != "{":
-        raise SourceError(f"expected '{{' at {text[open_index:open_index + 40]!r}")
+        raise SourceError(f"expected '{{' at {text[open_index : open_index + 40]!r}")
     end = _scan(text, open_index + 1, "}")
     return text[open_index + 1 : end]
 
@@ -189,7 +189,8 @@ class Tree:
         """(path, line) of every non-test .go file under ``under`` matching the extended regex ``pattern``."""
         done = subprocess.run(
             ["git", "--git-dir", str(self.git_dir), "grep", "-n", "-E", pattern, self.tag, "--", f"{under}/*.go"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         hits = []
         for line in done.stdout.splitlines():
@@ -211,7 +212,7 @@ RESOURCE_LITERAL = "&schema.Resource{"
 class Attribute:
     force_new: bool = False
     diff_suppress: str | None = None
-    nested: dict[str, "Attribute"] = field(default_factory=dict)
+    nested: dict[str, Attribute] = field(default_factory=dict)
 
 
 def sdk_schema_map(tree: Tree, body: str, path: str) -> dict[str, Attribute]:

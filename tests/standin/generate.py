@@ -36,9 +36,9 @@ import json
 import re
 import tarfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 _SOURCE_MAP = re.compile(rb"//# sourceMappingURL=data:application/json;base64,([A-Za-z0-9+/=]+)")
 _LIB_JS = re.compile(r"^package/lib/([^/]+)/(index\.js|index-structs/[^/]+\.js)$")
@@ -142,7 +142,9 @@ class Module:
 
     directory: str
     classes: dict[str, tuple[str, list[Section], str]] = field(default_factory=dict)  # name -> (base, sections, body)
-    interfaces: dict[str, dict[str, tuple[bool, str]]] = field(default_factory=dict)  # name -> prop -> (optional, ts type)
+    interfaces: dict[str, dict[str, tuple[bool, str]]] = field(
+        default_factory=dict
+    )  # name -> prop -> (optional, ts type)
     hcl: dict[str, dict[str, HclEntry]] = field(default_factory=dict)  # struct or main class -> tf name -> entry
 
 
@@ -151,7 +153,9 @@ def _sections(body: str) -> list[Section]:
     out = []
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
-        out.append(Section(m.group(1), m.group(2) == "true", m.group(3) == "true", m.group(4) == "true", body[m.end() : end]))
+        out.append(
+            Section(m.group(1), m.group(2) == "true", m.group(3) == "true", m.group(4) == "true", body[m.end() : end])
+        )
     return out
 
 
@@ -159,7 +163,9 @@ def _hcl_entries(text: str) -> dict[str, HclEntry]:
     out = {}
     for m in _HCL_ENTRY.finditer(text):
         props = _VALUE_PROP.findall(m.group(2))
-        out[m.group(1)] = HclEntry(m.group(1), props[-1] if props else None, m.group(3) == "true", m.group(4), m.group(5))
+        out[m.group(1)] = HclEntry(
+            m.group(1), props[-1] if props else None, m.group(3) == "true", m.group(4), m.group(5)
+        )
     return out
 
 

@@ -218,12 +218,14 @@ def computed_only_set(block: dict, config: Any, path: list) -> list[pb.Diagnosti
         if attr.get("computed") and not (attr.get("optional") or attr.get("required")) and config.get(name) is not None:
             steps = path + [name]
             key = ".".join(s if isinstance(s, str) else str(s[0]) for s in steps if s is not None)
-            diags.append(pb.Diagnostic(
-                severity=pb.Diagnostic.ERROR,
-                summary="Computed attributes cannot be set",
-                detail=f"Computed attributes cannot be set, but a value was set for {json.dumps(key)}.",
-                attribute=pb.AttributePath(steps=[_step(s) for s in steps if s is not None]),
-            ))
+            diags.append(
+                pb.Diagnostic(
+                    severity=pb.Diagnostic.ERROR,
+                    summary="Computed attributes cannot be set",
+                    detail=f"Computed attributes cannot be set, but a value was set for {json.dumps(key)}.",
+                    attribute=pb.AttributePath(steps=[_step(s) for s in steps if s is not None]),
+                )
+            )
     for name, nested in block["blocks"].items():
         value = config.get(name)
         if value is None or is_unknown(value):

@@ -45,8 +45,13 @@ def test_what_the_issue_audit_found_in_v7(document):
     expected = {
         "google_bigquery_dataset": {"dataset_id", "location", "project"},
         "google_bigquery_connection": {"connection_id", "location", "project"},
-        "google_bigquery_table": {"table_id", "dataset_id", "project", "external_data_configuration.schema",
-                                  "encryption_configuration"},
+        "google_bigquery_table": {
+            "table_id",
+            "dataset_id",
+            "project",
+            "external_data_configuration.schema",
+            "encryption_configuration",
+        },
         "google_storage_bucket": {"name", "location", "project"},
         "google_project_iam_member": {"project", "role", "member"},
         "google_storage_bucket_iam_member": {"bucket", "role", "member"},
@@ -68,7 +73,7 @@ def test_what_the_issue_audit_found_in_v7(document):
 # ----------------------------------------------------------------------------
 
 GOOGLE_FILES = {
-    "google/services/thing/resource_thing.go": '''
+    "google/services/thing/resource_thing.go": """
         package thing
 
         func init() {
@@ -122,15 +127,15 @@ GOOGLE_FILES = {
         		},
         	}
         }
-    ''',
-    "google/tpgresource/entries.go": '''
+    """,
+    "google/tpgresource/entries.go": """
         package tpgresource
 
         func PolicyEntry(d string) *schema.Schema {
         	return &schema.Schema{Type: schema.TypeString, Optional: true, ForceNew: true}
         }
-    ''',
-    "google/tpgiamresource/resource_iam_member.go": '''
+    """,
+    "google/tpgiamresource/resource_iam_member.go": """
         package tpgiamresource
 
         var IamMemberBaseSchema = map[string]*schema.Schema{
@@ -138,15 +143,15 @@ GOOGLE_FILES = {
         	"member": {Type: schema.TypeString, Required: true, ForceNew: true, DiffSuppressFunc: memberSuppress},
         	"etag":   {Type: schema.TypeString, Computed: true},
         }
-    ''',
-    "google/services/thing/iam_thing.go": '''
+    """,
+    "google/services/thing/iam_thing.go": """
         package thing
 
         var IamThingSchema = map[string]*schema.Schema{
         	"thing": {Type: schema.TypeString, Required: true, ForceNew: true},
         }
-    ''',
-    "google/provider/provider_mmv1_resources.go": '''
+    """,
+    "google/provider/provider_mmv1_resources.go": """
         package provider
 
         var handwrittenDatasources = map[string]*schema.Resource{
@@ -156,10 +161,10 @@ GOOGLE_FILES = {
         var handwrittenIAMResources = map[string]*schema.Resource{
         	"google_thing_iam_member": tpgiamresource.ResourceIamMember(thing.IamThingSchema, thing.NewUpdater),
         }
-    ''',
+    """,
 }
 TIME_FILES = {
-    "internal/provider/resource_time_wait.go": '''
+    "internal/provider/resource_time_wait.go": """
         package provider
 
         func (t *waitResource) Metadata(ctx context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -183,7 +188,7 @@ TIME_FILES = {
         		},
         	}
         }
-    ''',
+    """,
 }
 
 
@@ -192,8 +197,13 @@ def _git_repo(root: Path, files: dict[str, str], tag: str) -> Path:
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(text))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"], ["tag", tag]):
         subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
     return root / ".git"
@@ -203,8 +213,11 @@ def test_extractor_reads_sdk_and_framework_schemas(tmp_path, monkeypatch):
     google = _git_repo(tmp_path / "google", GOOGLE_FILES, "v1.0.0")
     time_repo = _git_repo(tmp_path / "time", TIME_FILES, "v0.1.0")
     monkeypatch.setattr(forcenew, "VERSIONS", {forcenew.GOOGLE: ("v1.0.0",), forcenew.TIME: ("v0.1.0",)})
-    monkeypatch.setattr(forcenew, "RESOURCES", {forcenew.GOOGLE: ("google_thing", "google_thing_iam_member"),
-                                                forcenew.TIME: ("time_wait",)})
+    monkeypatch.setattr(
+        forcenew,
+        "RESOURCES",
+        {forcenew.GOOGLE: ("google_thing", "google_thing_iam_member"), forcenew.TIME: ("time_wait",)},
+    )
     out = tmp_path / "forcenew.json"
     assert forcenew.main(["--google", str(google), "--time", str(time_repo), "--output", str(out)]) == 0
     document = json.loads(out.read_text())
@@ -216,8 +229,11 @@ def test_extractor_reads_sdk_and_framework_schemas(tmp_path, monkeypatch):
     assert thing["sources"] == ["google/services/thing/resource_thing.go", "google/tpgresource/entries.go"]
     member = google_data["google_thing_iam_member"]
     assert member["force_new"] == ["member", "role", "thing"]
-    assert member["sources"] == ["google/provider/provider_mmv1_resources.go", "google/services/thing/iam_thing.go",
-                                 "google/tpgiamresource/resource_iam_member.go"]
+    assert member["sources"] == [
+        "google/provider/provider_mmv1_resources.go",
+        "google/services/thing/iam_thing.go",
+        "google/tpgiamresource/resource_iam_member.go",
+    ]
     time_data = document["providers"][forcenew.TIME]["versions"]["0.1.0"]
     assert time_data["resources"]["time_wait"]["force_new"] == ["triggers"]
     assert re.fullmatch(r"[0-9a-f]{40}", time_data["commit"])
@@ -234,10 +250,24 @@ def test_extractor_refuses_a_resource_it_cannot_find(tmp_path, monkeypatch, caps
     assert not out.exists()
 
 
-@pytest.mark.skipif(not os.environ.get("FORCENEW_GOOGLE_GIT"), reason="set FORCENEW_GOOGLE_GIT and FORCENEW_TIME_GIT "
-                    "to git dirs of the providers to check the committed data regenerates unchanged")
+@pytest.mark.skipif(
+    not os.environ.get("FORCENEW_GOOGLE_GIT"),
+    reason="set FORCENEW_GOOGLE_GIT and FORCENEW_TIME_GIT "
+    "to git dirs of the providers to check the committed data regenerates unchanged",
+)
 def test_committed_data_regenerates_unchanged(tmp_path, document):
     out = tmp_path / "forcenew.json"
-    assert forcenew.main(["--google", os.environ["FORCENEW_GOOGLE_GIT"], "--time", os.environ["FORCENEW_TIME_GIT"],
-                          "--output", str(out)]) == 0
+    assert (
+        forcenew.main(
+            [
+                "--google",
+                os.environ["FORCENEW_GOOGLE_GIT"],
+                "--time",
+                os.environ["FORCENEW_TIME_GIT"],
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text()) == document

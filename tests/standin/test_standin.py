@@ -62,11 +62,15 @@ def terraform(tmp_path, tf_env):
     def run(config: str | None, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         if config is not None:
             (tmp_path / "main.tf").write_text(PROVIDER_BLOCK + textwrap.dedent(config))
-            init = subprocess.run([TERRAFORM, "init", "-input=false", "-no-color"], cwd=tmp_path, env=tf_env,
-                                  capture_output=True, text=True)
+            init = subprocess.run(
+                [TERRAFORM, "init", "-input=false", "-no-color"],
+                cwd=tmp_path,
+                env=tf_env,
+                capture_output=True,
+                text=True,
+            )
             assert init.returncode == 0, init.stdout + init.stderr
-        proc = subprocess.run([TERRAFORM, *args, "-no-color"], cwd=tmp_path, env=tf_env,
-                              capture_output=True, text=True)
+        proc = subprocess.run([TERRAFORM, *args, "-no-color"], cwd=tmp_path, env=tf_env, capture_output=True, text=True)
         if check:
             assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
@@ -87,9 +91,16 @@ def _block(schema: dict, type_name: str, *path: str, data: bool = False) -> dict
 
 
 def test_schema_covers_what_the_kit_uses(schema):
-    for type_name in ("google_project_service", "google_bigquery_dataset", "google_bigquery_connection",
-                      "google_project_iam_member", "google_bigquery_table", "google_storage_bucket",
-                      "google_storage_bucket_iam_member", "google_bigquery_dataset_iam_member"):
+    for type_name in (
+        "google_project_service",
+        "google_bigquery_dataset",
+        "google_bigquery_connection",
+        "google_project_iam_member",
+        "google_bigquery_table",
+        "google_storage_bucket",
+        "google_storage_bucket_iam_member",
+        "google_bigquery_dataset_iam_member",
+    ):
         assert type_name in schema["resources"]
     for type_name in ("google_project", "google_client_config", "google_storage_bucket"):
         assert type_name in schema["data_sources"]
@@ -134,8 +145,9 @@ def test_bigquery_table_external_data_configuration(schema):
     for name in ("object_metadata", "connection_id", "metadata_cache_mode"):
         assert attrs[name] == {"type": "string", "optional": True}, name
     # blocks nested three levels deep
-    column = _block(schema, "google_bigquery_table", "external_data_configuration", "bigtable_options",
-                    "column_family")["blocks"]["column"]
+    column = _block(
+        schema, "google_bigquery_table", "external_data_configuration", "bigtable_options", "column_family"
+    )["blocks"]["column"]
     assert column["nesting"] == "list" and column["max_items"] == 0
     assert column["block"]["attributes"]["qualifier_string"] == {"type": "string", "optional": True}
 
@@ -146,7 +158,10 @@ def test_storage_bucket_sets_and_data_source_objects(schema):
     action = rule["block"]["blocks"]["action"]
     assert (action["nesting"], action["min_items"], action["max_items"]) == ("set", 1, 1)
     assert rule["block"]["blocks"]["condition"]["block"]["attributes"]["with_state"] == {
-        "type": "string", "optional": True, "computed": True}
+        "type": "string",
+        "optional": True,
+        "computed": True,
+    }
     # in a data source the same structure is a computed attribute of object type
     data_rule = schema["data_sources"]["google_storage_bucket"]["attributes"]["lifecycle_rule"]
     assert data_rule["computed"] is True
@@ -189,7 +204,7 @@ def test_generate_subset_matches_full_build(build, schema):
 
 
 def test_parser_rejects_unknown_typescript():
-    text = textwrap.dedent('''\
+    text = textwrap.dedent("""\
         export class Thing extends cdktf.TerraformResource {
           public static readonly tfResourceType = "google_thing";
           // mystery - computed: true, optional: false, required: false
@@ -197,7 +212,7 @@ def test_parser_rejects_unknown_typescript():
             return this.somethingNew('mystery');
           }
         }
-        ''')
+        """)
     with pytest.raises(generate.SchemaError, match="mystery"):
         generate.build_module(generate.parse_module("thing", text))
 
@@ -271,19 +286,31 @@ def test_mode_from_environment(monkeypatch, build):
 
 def test_cli_print_env(build):
     env = {k: v for k, v in os.environ.items() if k != "EMBED_TF_PROVIDER"}
-    proc = subprocess.run([sys.executable, "-m", "tests.standin", "--print-env"], cwd=standin.REPO, env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.standin", "--print-env"],
+        cwd=standin.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = proc.stdout.splitlines()
     assert all(line.startswith("export ") for line in lines)
     assert f"export TF_CLI_CONFIG_FILE={build.cli_config}" in lines
     assert "export CHECKPOINT_DISABLE=1" in lines
-    bad = subprocess.run([sys.executable, "-m", "tests.standin", "--mode", "nope"], cwd=standin.REPO,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tests.standin", "--mode", "nope"], cwd=standin.REPO, capture_output=True, text=True
+    )
     assert bad.returncode != 0
     # a failed build makes `eval "$(... --print-env)" && terraform ...` stop
     env["EMBED_TF_PROVIDER"] = "bogus"
-    failed = subprocess.run([sys.executable, "-m", "tests.standin", "--print-env"], cwd=standin.REPO, env=env,
-                            capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, "-m", "tests.standin", "--print-env"],
+        cwd=standin.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert failed.returncode == 1 and failed.stdout.strip() == "false"
     assert "bogus" in failed.stderr
 
@@ -295,11 +322,14 @@ def test_cli_print_env(build):
 
 @needs_terraform
 def test_validate_rejects_misspelt_argument(terraform):
-    proc = terraform('''
+    proc = terraform(
+        """
         resource "google_bigquery_dataset" "ds" {
           dataset_idd = "embeddings"
         }
-    ''', "validate")
+    """,
+        "validate",
+    )
     assert proc.returncode != 0
     assert "Unsupported argument" in proc.stderr
     assert 'An argument named "dataset_idd" is not expected here' in proc.stderr
@@ -307,12 +337,15 @@ def test_validate_rejects_misspelt_argument(terraform):
 
 @needs_terraform
 def test_validate_rejects_missing_required_argument(terraform):
-    proc = terraform('''
+    proc = terraform(
+        """
         resource "google_project_iam_member" "m" {
           role   = "roles/bigquery.user"
           member = "user:someone@example.com"
         }
-    ''', "validate")
+    """,
+        "validate",
+    )
     assert proc.returncode != 0
     assert "Missing required argument" in proc.stderr
     assert 'The argument "project" is required' in proc.stderr
@@ -320,7 +353,8 @@ def test_validate_rejects_missing_required_argument(terraform):
 
 @needs_terraform
 def test_validate_checks_types_and_block_counts(terraform):
-    proc = terraform('''
+    proc = terraform(
+        """
         resource "google_bigquery_connection" "conn" {
           location = "US"
           cloud_resource {}
@@ -335,7 +369,9 @@ def test_validate_checks_types_and_block_counts(terraform):
             no_such     = 1
           }
         }
-    ''', "validate")
+    """,
+        "validate",
+    )
     assert proc.returncode != 0
     assert "Too many cloud_resource blocks" in proc.stderr
     assert "Incorrect attribute value type" in proc.stderr
@@ -344,14 +380,17 @@ def test_validate_checks_types_and_block_counts(terraform):
 
 @needs_terraform
 def test_validate_rejects_computed_only_values(terraform):
-    proc = terraform('''
+    proc = terraform(
+        """
         resource "google_bigquery_connection" "conn" {
           location = "US"
           cloud_resource {
             service_account_id = "sa@example.com"
           }
         }
-    ''', "validate")
+    """,
+        "validate",
+    )
     assert proc.returncode != 0
     assert "Computed attributes cannot be set" in proc.stderr
     assert '"cloud_resource.0.service_account_id"' in " ".join(proc.stderr.split())
@@ -359,7 +398,8 @@ def test_validate_rejects_computed_only_values(terraform):
 
 @needs_terraform
 def test_validate_accepts_correct_config(terraform):
-    proc = terraform('''
+    proc = terraform(
+        """
         data "google_project" "p" {}
         resource "google_project_service" "bq" {
           service            = "bigquery.googleapis.com"
@@ -384,14 +424,17 @@ def test_validate_accepts_correct_config(terraform):
           role   = "roles/storage.objectViewer"
           member = "user:someone@example.com"
         }
-    ''', "validate")
+    """,
+        "validate",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "The configuration is valid" in proc.stdout
 
 
 @needs_terraform
 def test_plan_marks_computed_values_unknown(terraform):
-    terraform('''
+    terraform(
+        """
         data "google_project" "p" {}
         data "google_client_config" "c" {}
         resource "google_bigquery_connection" "conn" {
@@ -409,7 +452,12 @@ def test_plan_marks_computed_values_unknown(terraform):
           role       = "roles/bigquery.dataViewer"
           member     = "serviceAccount:service-${data.google_project.p.number}@gcp-sa-bigqueryconnection.iam.gserviceaccount.com"
         }
-    ''', "plan", "-input=false", "-out=plan.tfplan", check=True)
+    """,
+        "plan",
+        "-input=false",
+        "-out=plan.tfplan",
+        check=True,
+    )
     shown = terraform(None, "show", "-json", "plan.tfplan", check=True)
     plan = json.loads(shown.stdout)
     changes = {rc["address"]: rc["change"] for rc in plan["resource_changes"]}
@@ -430,13 +478,15 @@ def test_plan_marks_computed_values_unknown(terraform):
 
     reader = changes["google_bigquery_dataset_iam_member.reader"]
     assert reader["after"]["member"] == (
-        "serviceAccount:service-123456789012@gcp-sa-bigqueryconnection.iam.gserviceaccount.com")
+        "serviceAccount:service-123456789012@gcp-sa-bigqueryconnection.iam.gserviceaccount.com"
+    )
     assert reader["after_unknown"]["project"] is True
 
 
 @needs_terraform
 def test_plan_unknowns_inside_nested_blocks(terraform):
-    terraform('''
+    terraform(
+        """
         resource "google_bigquery_table" "t" {
           dataset_id = "embeddings"
           table_id   = "images"
@@ -450,7 +500,12 @@ def test_plan_unknowns_inside_nested_blocks(terraform):
             kms_key_name = "projects/p/locations/us/keyRings/r/cryptoKeys/k"
           }
         }
-    ''', "plan", "-input=false", "-out=plan.tfplan", check=True)
+    """,
+        "plan",
+        "-input=false",
+        "-out=plan.tfplan",
+        check=True,
+    )
     plan = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
     (change,) = [rc["change"] for rc in plan["resource_changes"]]
     ext_after = change["after"]["external_data_configuration"][0]
@@ -463,16 +518,21 @@ def test_plan_unknowns_inside_nested_blocks(terraform):
 
 @needs_terraform
 def test_apply_is_refused(terraform):
-    proc = terraform('''
+    proc = terraform(
+        """
         resource "google_project_service" "bq" {
           service = "bigquery.googleapis.com"
         }
-    ''', "apply", "-input=false", "-auto-approve")
+    """,
+        "apply",
+        "-input=false",
+        "-auto-approve",
+    )
     assert proc.returncode != 0
     assert "offline stand-in provider: plan only" in proc.stderr
 
 
-REPLACEMENT_CONFIG = '''
+REPLACEMENT_CONFIG = """
     resource "google_bigquery_dataset" "moved" {
       dataset_id = "embeddings"
       location   = "%(moved)s"
@@ -495,7 +555,7 @@ REPLACEMENT_CONFIG = '''
       create_duration = "1s"
       triggers        = { account = "%(account)s" }
     }
-'''
+"""
 
 
 @needs_terraform
@@ -508,16 +568,22 @@ def test_plan_replaces_on_force_new_attributes_only(terraform, tmp_path):
     schemas = json.loads(terraform(None, "providers", "schema", "-json", check=True).stdout)
     (tmp_path / "prior.tfstate").write_text(json.dumps(state_from_plan(created, schemas)))
 
-    after = {"moved": "US", "kept": "eu", "description": "b", "account": "sa-2",
-             "schema": '[{\\"name\\": \\"uri\\", \\"type\\": \\"STRING\\"}]'}
+    after = {
+        "moved": "US",
+        "kept": "eu",
+        "description": "b",
+        "account": "sa-2",
+        "schema": '[{\\"name\\": \\"uri\\", \\"type\\": \\"STRING\\"}]',
+    }
     (tmp_path / "main.tf").write_text(PROVIDER_BLOCK + textwrap.dedent(REPLACEMENT_CONFIG % after))
     terraform(None, "plan", "-input=false", "-refresh=false", "-state=prior.tfstate", "-out=plan.tfplan", check=True)
     plan = json.loads(terraform(None, "show", "-json", "plan.tfplan", check=True).stdout)
     changes = {rc["address"]: rc for rc in plan["resource_changes"]}
 
     # ForceNew in the provider's source: a replacement, with the attribute that forced it.
-    moved, table, sleep = (changes[a] for a in ("google_bigquery_dataset.moved", "google_bigquery_table.t",
-                                                 "time_sleep.wait"))
+    moved, table, sleep = (
+        changes[a] for a in ("google_bigquery_dataset.moved", "google_bigquery_table.t", "time_sleep.wait")
+    )
     assert moved["change"]["actions"] == ["delete", "create"]
     assert moved["action_reason"] == "replace_because_cannot_update"
     assert moved["change"]["replace_paths"] == [["location"]]

@@ -295,13 +295,15 @@ def read_variables(path: Path) -> list[Variable]:
         # Terraform requires a non-nullable variable whose default is null.
         if default is not None and one_line(default) == "null" and _flag(block, "nullable", default=True) is False:
             default = None
-        found.append(Variable(
-            name=block.labels[0],
-            description=_description(block, path),
-            type=one_line(attributes.get("type", "any")),
-            default=None if default is None else one_line(default),
-            sensitive=_flag(block, "sensitive", default=False),
-        ))
+        found.append(
+            Variable(
+                name=block.labels[0],
+                description=_description(block, path),
+                type=one_line(attributes.get("type", "any")),
+                default=None if default is None else one_line(default),
+                sensitive=_flag(block, "sensitive", default=False),
+            )
+        )
     return found
 
 
@@ -344,8 +346,12 @@ def _table(columns: list[str], rows: list[list[str]], sensitive: list[bool]) -> 
 def variables_table(variables: list[Variable]) -> str:
     """The Markdown table of ``variables``: name, description, type, and default or *required*."""
     rows = [
-        [_code_span(v.name), _prose(v.description), _code_span(v.type),
-         "*required*" if v.default is None else _code_span(v.default)]
+        [
+            _code_span(v.name),
+            _prose(v.description),
+            _code_span(v.type),
+            "*required*" if v.default is None else _code_span(v.default),
+        ]
         for v in variables
     ]
     return _table(["name", "description", "type", "default"], rows, [v.sensitive for v in variables])

@@ -51,7 +51,9 @@ def _fill_block(value: dict | None, unknown: Any, block: dict[str, Any]) -> dict
         else:
             items = list(got or [])
             holes = hole if isinstance(hole, list) else []
-            value[name] = [_fill_block(item, holes[i] if i < len(holes) else None, inner) for i, item in enumerate(items)]
+            value[name] = [
+                _fill_block(item, holes[i] if i < len(holes) else None, inner) for i, item in enumerate(items)
+            ]
     return value
 
 
@@ -71,13 +73,16 @@ def state_from_plan(
         provider = schemas["provider_schemas"][change["provider_name"]]
         schema = provider["resource_schemas"][change["type"]]
         key = (change.get("module_address"), change["type"], change["name"])
-        resource = resources.setdefault(key, {
-            "mode": "managed",
-            "type": change["type"],
-            "name": change["name"],
-            "provider": f'provider["{change["provider_name"]}"]',
-            "instances": [],
-        })
+        resource = resources.setdefault(
+            key,
+            {
+                "mode": "managed",
+                "type": change["type"],
+                "name": change["name"],
+                "provider": f'provider["{change["provider_name"]}"]',
+                "instances": [],
+            },
+        )
         if change.get("module_address"):
             resource["module"] = change["module_address"]
         attributes = _fill_block(change["change"].get("after"), change["change"].get("after_unknown"), schema["block"])
@@ -109,8 +114,9 @@ def _settle(state: dict[str, Any]) -> dict[str, Any]:
     The connection's service account flows into the wait's triggers and every grant's member,
     and the connection's id into the object table, as they do after an apply.
     """
-    connections = [i["attributes"] for r in state["resources"] if r["type"] == "google_bigquery_connection"
-                   for i in r["instances"]]
+    connections = [
+        i["attributes"] for r in state["resources"] if r["type"] == "google_bigquery_connection" for i in r["instances"]
+    ]
     for resource in state["resources"]:
         for instance in resource["instances"]:
             attributes = instance["attributes"]

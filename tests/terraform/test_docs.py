@@ -76,7 +76,7 @@ def test_the_reader_agrees_with_terraform(example_plan: PlanResult) -> None:
     assert checked >= 20, "too few defaults compared: the reader no longer yields JSON-like defaults"
 
 
-TRICKY = r'''
+TRICKY = r"""
 # A comment with variable "fake" { default = 1 }
 variable "tricky" {
   description = "Quotes \"inside\", a tab\there, \u00e9, a brace } and # not a comment; $${literal}"
@@ -109,7 +109,7 @@ output "templated" {
   value       = { for k, v in var.tricky : k => v }
   sensitive   = true
 }
-'''
+"""
 
 
 def test_the_reader_skips_strings_comments_heredocs_and_nested_blocks(tmp_path: Path) -> None:
@@ -137,13 +137,12 @@ def test_expressions_fold_onto_one_line() -> None:
 
 def test_tables_escape_what_markdown_would_read(tmp_path: Path) -> None:
     (tmp_path / "variables.tf").write_text(
-        'variable "glob" {\n  description = "gs://b/*.png or a|b, `x*y` kept"\n  type = string\n'
-        '  default = "a|b"\n}\n'
+        'variable "glob" {\n  description = "gs://b/*.png or a|b, `x*y` kept"\n  type = string\n  default = "a|b"\n}\n'
     )
     (tmp_path / "README.md").write_text("# A module\n")
     doc = Documented(tmp_path / "README.md", tmp_path, ("variables",))
     text = regenerate(doc, "# A module\n")
-    assert "| `glob` | gs://b/\\*.png or a\\|b, `x*y` kept | `string` | `\"a\\|b\"` |" in text
+    assert '| `glob` | gs://b/\\*.png or a\\|b, `x*y` kept | `string` | `"a\\|b"` |' in text
 
 
 def module_copy(tmp_path: Path) -> Documented:
@@ -184,12 +183,14 @@ def test_the_command_reports_then_rewrites(tmp_path: Path) -> None:
     for name in ("tests/__init__.py", "README.md"):
         shutil.copy(REPO / name, repo / name)
     variables = repo / "terraform" / "variables.tf"
-    variables.write_text(variables.read_text().replace(
-        "Project that hosts the dataset", "Project that holds the dataset"))
+    variables.write_text(
+        variables.read_text().replace("Project that hosts the dataset", "Project that holds the dataset")
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tests.support.docs", *args], cwd=repo,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "tests.support.docs", *args], cwd=repo, capture_output=True, text=True, timeout=60
+        )
 
     check = run()
     assert check.returncode == 1

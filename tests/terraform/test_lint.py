@@ -22,7 +22,9 @@ TARGETS = ["root"] + sorted(p.name for p in (REPO / "modules").iterdir() if (p /
 def test_terraform_fmt() -> None:
     done = subprocess.run(
         [TERRAFORM, "fmt", "-check", "-recursive", "-diff", "modules", "terraform"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, f"run `make fmt`:\n{done.stdout}{done.stderr}"
 
@@ -45,16 +47,29 @@ def test_checkov_has_no_failed_check(folder: str, tmp_path: Path) -> None:
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns(".terraform*", "*.tfvars"))
     shutil.copy(EXAMPLE_TFVARS, tmp_path / "terraform" / "terraform.tfvars")
     done = subprocess.run(
-        [checkov, "--directory", folder, "--framework", "terraform", "--skip-download",
-         "--output", "json", "--quiet", "--compact"],
-        cwd=tmp_path, capture_output=True, text=True,
+        [
+            checkov,
+            "--directory",
+            folder,
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert done.stdout.strip(), f"checkov printed nothing:\n{done.stderr[-3000:]}"
     reports = json.loads(done.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     failed = [
         f"{c['check_id']} {c['resource']} ({c['file_path']}:{c['file_line_range'][0]})"
-        for r in reports if isinstance(r, dict)
+        for r in reports
+        if isinstance(r, dict)
         for c in r.get("results", {}).get("failed_checks", [])
     ]
     assert not failed, "checkov failed checks (fix them, or skip with a reason in the HCL):\n" + "\n".join(failed)

@@ -17,8 +17,12 @@ PY = Path(sys.executable)
 
 def make(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=cwd, env={**os.environ, **(env or {})},
-        capture_output=True, text=True, timeout=300,
+        ["make", "--no-print-directory", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -39,8 +43,13 @@ def test_plan_without_the_registry_suggests_offline(tmp_path: Path) -> None:
     rc = tmp_path / "terraformrc"
     rc.write_text("provider_installation {\n  direct {}\n}\n")
     unreachable = "http://127.0.0.1:9"  # nothing listens on the discard port: the registry cannot be reached
-    env = {"TF_CLI_CONFIG_FILE": str(rc), "HTTPS_PROXY": unreachable, "HTTP_PROXY": unreachable,
-           "CHECKPOINT_DISABLE": "1", "TF_PLUGIN_CACHE_DIR": ""}
+    env = {
+        "TF_CLI_CONFIG_FILE": str(rc),
+        "HTTPS_PROXY": unreachable,
+        "HTTP_PROXY": unreachable,
+        "CHECKPOINT_DISABLE": "1",
+        "TF_PLUGIN_CACHE_DIR": "",
+    }
     done = make("plan", "TFVARS=terraform/terraform.tfvars.example", f"PY={PY}", "STAMP=", cwd=tmp_path, env=env)
     assert done.returncode != 0
     assert "could not connect to registry.terraform.io" in done.stderr

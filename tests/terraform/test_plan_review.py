@@ -574,7 +574,8 @@ def test_review_flags_a_forced_dataset_replace(example_plan: PlanResult, plan_ru
     review = tmp_path / "plan.md"
     done = subprocess.run(
         [sys.executable, "-m", "embed", "plan-review", str(plan_json), "--output", str(review), "--fail-on-data-loss"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1, done.stderr
     assert dataset in done.stderr

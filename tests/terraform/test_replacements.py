@@ -80,7 +80,9 @@ def test_dataset_id_change_replaces_the_dataset_and_the_object_table(
 
 
 def test_bucket_location_change_replaces_only_the_bucket(plan_runner, existing: Path, tmp_path: Path) -> None:
-    result = plan_change(plan_runner, existing, tmp_path, 'bucket_create = { name = "my-images-bucket", location = "US" }\n')
+    result = plan_change(
+        plan_runner, existing, tmp_path, 'bucket_create = { name = "my-images-bucket", location = "US" }\n'
+    )
     assert replaced(result) == {BUCKET: [["location"]]}
     summary = planreview.summarize(result.raw)
     assert summary.data_loss == [BUCKET]
@@ -134,7 +136,9 @@ def test_every_grant_to_the_service_account_waits_for_it(plan_runner) -> None:
 
     wait, connection = WAIT, CONNECTION
     assert connection in after(wait)
-    for grant in ("module.connection.google_project_iam_member.service_account",
-                  "module.object-table.google_storage_bucket_iam_member.object_viewer"):
+    for grant in (
+        "module.connection.google_project_iam_member.service_account",
+        "module.object-table.google_storage_bucket_iam_member.object_viewer",
+    ):
         assert wait in after(grant), f"{grant} does not wait for {wait}:\n{graph}"
     assert wait not in after(DATASET)

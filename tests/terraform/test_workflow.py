@@ -25,7 +25,7 @@ def test_the_comment_is_posted_whatever_the_plan_did() -> None:
     assert "set -o pipefail" in plan["run"]
     write = steps["Write the comment"]
     assert write["if"] == "${{ !cancelled() }}"
-    assert ".github/scripts/plan-comment.sh build \"${{ steps.plan.outcome }}\"" in write["run"]
+    assert '.github/scripts/plan-comment.sh build "${{ steps.plan.outcome }}"' in write["run"]
     post = steps["Post the comment"]
     assert post["if"] == "${{ !cancelled() }}" and post["with"]["path"] == "build/comment.md"
     assert steps["Fail if the plan failed"]["if"] == "${{ steps.plan.outcome == 'failure' }}"

@@ -6,9 +6,10 @@ Nothing here imports an engine's libraries: each engine is imported when it is o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING
 
 from embed.errors import EmbedError
 
@@ -35,15 +36,15 @@ def _holds_files(folder: Path) -> bool:
 
 def open_engine(
     name: str,
-    settings: "Settings",
+    settings: Settings,
     run_id: str,
     *,
-    db: Optional[Path] = None,
-    images: Optional[Sequence[Path]] = None,
+    db: Path | None = None,
+    images: Sequence[Path] | None = None,
     need_images: bool = False,
     allow_empty: bool = False,
-    warn: Optional[Callable[[str], None]] = None,
-) -> "Engine":
+    warn: Callable[[str], None] | None = None,
+) -> Engine:
     """The engine called ``name``, connected for ``settings``, its jobs labelled with ``run_id``.
 
     The embedded engine opens ``db``; a run needs ``images`` (the object table's folders), which

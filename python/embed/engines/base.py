@@ -36,7 +36,7 @@ class Column:
     name: str
     type: str
     mode: str = "NULLABLE"
-    fields: tuple["Column", ...] = ()
+    fields: tuple[Column, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Statement:
     creates: str = ""
     requires: frozenset[str] = frozenset()
 
-    def with_params(self, **values: Any) -> "Statement":
+    def with_params(self, **values: Any) -> Statement:
         """A copy whose parameters take ``values`` (by name); every name must be a declared parameter."""
         declared = {p.name for p in self.params}
         unknown = sorted(set(values) - declared)
@@ -88,7 +88,7 @@ class QueryResult:
     ``model_rows`` counts the rows the statement sent to the embedding model.
     """
 
-    rows: "pyarrow.Table | None" = None
+    rows: pyarrow.Table | None = None
     affected_rows: int | None = None
     bytes_processed: int | None = None
     bytes_billed: int | None = None

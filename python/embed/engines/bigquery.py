@@ -17,8 +17,9 @@ import datetime as dt
 import errno
 import hashlib
 import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 from embed.engines.base import (
     Column,
@@ -87,7 +88,7 @@ def query_parameter(param: QueryParameter) -> Any:
     return _parameter(param.name, parse_type(param.type), param.value)
 
 
-def _parameter(name: Optional[str], kind: Any, value: Any) -> Any:
+def _parameter(name: str | None, kind: Any, value: Any) -> Any:
     from google.cloud import bigquery
 
     if isinstance(kind, tuple) and kind[0] == "ARRAY":
@@ -102,7 +103,7 @@ def _parameter(name: Optional[str], kind: Any, value: Any) -> Any:
     return bigquery.ScalarQueryParameter(name, kind, value)
 
 
-def _parameter_type(kind: Any, name: Optional[str] = None) -> Any:
+def _parameter_type(kind: Any, name: str | None = None) -> Any:
     from google.cloud import bigquery
 
     if isinstance(kind, tuple) and kind[0] == "STRUCT":
@@ -211,10 +212,10 @@ class BigQueryEngine:
         self,
         project: str,
         location: str,
-        labels: Optional[Mapping[str, str]] = None,
+        labels: Mapping[str, str] | None = None,
         run_id: str = "",
-        client: "Optional[bigquery.Client]" = None,
-        results_table: Optional[TableRef] = None,
+        client: bigquery.Client | None = None,
+        results_table: TableRef | None = None,
         *,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         retry_deadline: float = DEFAULT_RETRY_DEADLINE,
@@ -248,7 +249,7 @@ class BigQueryEngine:
             del labels["run-id"]
         return labels
 
-    def _make_client(self) -> "bigquery.Client":
+    def _make_client(self) -> bigquery.Client:
         """A client for the project and location, with Application Default Credentials."""
         from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import bigquery
@@ -300,7 +301,7 @@ class BigQueryEngine:
             )
         return StatementError(message, propagating=False)
 
-    def _job_config(self, statement: Statement, dry_run: bool) -> "bigquery.QueryJobConfig":
+    def _job_config(self, statement: Statement, dry_run: bool) -> bigquery.QueryJobConfig:
         """Job options: labels and query parameters always; no cache and no execution for a dry run."""
         from google.cloud import bigquery
 
@@ -360,15 +361,22 @@ class BigQueryEngine:
             try:
                 jobs = list(
                     self._client.list_jobs(
-                        project=self.project, state_filter="running", all_users=True, min_creation_time=since,
-                        retry=self._retry, timeout=self._timeout,
+                        project=self.project,
+                        state_filter="running",
+                        all_users=True,
+                        min_creation_time=since,
+                        retry=self._retry,
+                        timeout=self._timeout,
                     )
                 )
             except Forbidden:  # bigquery.jobs.listAll is not granted: the caller's own jobs
                 jobs = list(
                     self._client.list_jobs(
-                        project=self.project, state_filter="running", min_creation_time=since,
-                        retry=self._retry, timeout=self._timeout,
+                        project=self.project,
+                        state_filter="running",
+                        min_creation_time=since,
+                        retry=self._retry,
+                        timeout=self._timeout,
                     )
                 )
         return tuple(
@@ -401,8 +409,8 @@ class BigQueryEngine:
         return endpoint_name(endpoint) if endpoint else ""
 
 
-def connect(settings: "Settings", run_id: str, labels: Optional[Mapping[str, str]] = None) -> BigQueryEngine:
-    """A BigQuery engine for the settings' project and location, its jobs labelled with ``run_id`` and the results table."""
+def connect(settings: Settings, run_id: str, labels: Mapping[str, str] | None = None) -> BigQueryEngine:
+    """A BigQuery engine for the settings' project and location; jobs carry ``run_id`` and the results table."""
     return BigQueryEngine(
         settings.project_id, settings.location, dict(labels or {}), run_id, results_table=settings.results_table
     )

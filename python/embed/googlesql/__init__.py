@@ -9,8 +9,9 @@ package is the only place that imports it, always inside functions, so the kit w
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 from embed.errors import VALIDATION, EmbedError
 from embed.googlesql import catalog, runtime
@@ -56,7 +57,7 @@ class Analyzer:
         self.settings = settings
         self._key = catalog.key(settings)
 
-    def analyze(self, sql: str, params: Optional[Mapping[str, str]] = None, name: str = "the statement") -> Analysis:
+    def analyze(self, sql: str, params: Mapping[str, str] | None = None, name: str = "the statement") -> Analysis:
         """Resolve ``sql`` with its query parameters (name -> BigQuery type); raise Rejected if GoogleSQL refuses it."""
         process = runtime.instance()
         params = dict(params or {})

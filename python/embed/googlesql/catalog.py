@@ -8,7 +8,8 @@ another table or calls another BigQuery-only function needs it declared here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from embed.googlesql.runtime import Runtime
 from embed.schema import OBJECT_TABLE_COLUMNS, expected_schema
@@ -165,8 +166,11 @@ def _distance(runtime: Runtime) -> Any:
         mode=zt.FunctionEnums.Mode.SCALAR,
         signature=[
             zt.FunctionSignature(
-                argument=[_argument("ARG_TYPE_FIXED", "x", vector), _argument("ARG_TYPE_FIXED", "y", vector),
-                          distance_type],
+                argument=[
+                    _argument("ARG_TYPE_FIXED", "x", vector),
+                    _argument("ARG_TYPE_FIXED", "y", vector),
+                    distance_type,
+                ],
                 return_type=zt.FunctionArgumentType(
                     kind=zt.SignatureArgumentKind.ARG_TYPE_FIXED, type=types["FLOAT64"], num_occurrences=1
                 ),

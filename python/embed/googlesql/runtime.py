@@ -7,16 +7,16 @@ Everything from the `zetasql` package is imported inside functions, so importing
 from __future__ import annotations
 
 import atexit
-
 import contextlib
 import hashlib
 import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any
 
 from embed.errors import EmbedError
 
@@ -116,7 +116,7 @@ def cache_dir() -> Path:
     return Path(root) / "embed-kit"
 
 
-def load_module(engine: Any, wasm: Path, cache: Optional[Path]) -> Any:
+def load_module(engine: Any, wasm: Path, cache: Path | None) -> Any:
     """``wasm`` compiled for ``engine``: loaded from ``cache`` when compiled there before, else compiled and saved.
 
     The file name carries the module's hash and the wasmtime version, so an upgrade compiles
@@ -225,7 +225,7 @@ class Runtime:
             error_message_mode=zt.ErrorMessageMode.ERROR_MESSAGE_MULTI_LINE_WITH_CARET,
         )
 
-    def catalog(self, key: tuple[Any, ...], build: Callable[["Runtime"], Any]) -> int:
+    def catalog(self, key: tuple[Any, ...], build: Callable[[Runtime], Any]) -> int:
         """The id of the catalog registered under ``key``, built and registered on first use."""
         if key not in self._catalogs:
             catalog = build(self)
@@ -258,7 +258,7 @@ class Runtime:
         return zt.ZetaSQLBuiltinFunctionOptions(language_options=self.language)
 
 
-_RUNTIME: Optional[Runtime] = None
+_RUNTIME: Runtime | None = None
 
 
 def instance() -> Runtime:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import duckdb
@@ -37,9 +38,22 @@ __all__ = ["MB", "MIN_BILLED_PER_TABLE", "Billing", "Estimate", "Layout", "Table
 MB = 2**20
 MIN_BILLED_PER_TABLE = 10 * MB
 _FIXED = {
-    "BIGINT": 8, "INTEGER": 8, "SMALLINT": 8, "TINYINT": 8, "HUGEINT": 8, "UBIGINT": 8, "UINTEGER": 8,
-    "DOUBLE": 8, "FLOAT": 8, "DECIMAL": 16, "DATE": 8, "TIMESTAMP": 8, "TIMESTAMP WITH TIME ZONE": 8,
-    "TIME": 8, "INTERVAL": 16, "BOOLEAN": 1,
+    "BIGINT": 8,
+    "INTEGER": 8,
+    "SMALLINT": 8,
+    "TINYINT": 8,
+    "HUGEINT": 8,
+    "UBIGINT": 8,
+    "UINTEGER": 8,
+    "DOUBLE": 8,
+    "FLOAT": 8,
+    "DECIMAL": 16,
+    "DATE": 8,
+    "TIMESTAMP": 8,
+    "TIMESTAMP WITH TIME ZONE": 8,
+    "TIME": 8,
+    "INTERVAL": 16,
+    "BOOLEAN": 1,
 }
 
 
@@ -66,8 +80,8 @@ def logical_size_sql(expr: str, kind: Any) -> str:
 class Layout:
     """How a table is stored: the column it is partitioned by day on, and its first clustering column."""
 
-    partition_column: Optional[str] = None
-    cluster_column: Optional[str] = None
+    partition_column: str | None = None
+    cluster_column: str | None = None
 
 
 @dataclass
@@ -77,7 +91,7 @@ class TableScan:
     table: str
     columns: set[str] = field(default_factory=set)
     all_columns: bool = False
-    since: Optional[dt.datetime] = None  # keep partitions from this day on
+    since: dt.datetime | None = None  # keep partitions from this day on
     pruned: bool = True  # False once any reference reads every partition
     cluster_value: Any = None  # keep rows whose first clustering column holds this
     clustered: bool = True  # False once any reference reads every clustered value
@@ -93,7 +107,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class _Source:
-    table: Optional[str]  # project.dataset.table, or None for a derived relation
+    table: str | None  # project.dataset.table, or None for a derived relation
     alias: str
 
 
@@ -102,11 +116,11 @@ class Billing:
 
     def __init__(
         self,
-        con: "duckdb.DuckDBPyConnection",
-        resolve: Callable[["exp.Table"], Optional[str]],
+        con: duckdb.DuckDBPyConnection,
+        resolve: Callable[[exp.Table], str | None],
         duck_name: Callable[[str], str],
         layout: Callable[[str], Layout],
-        to_sql: Callable[["exp.Expression", Mapping[str, Any]], tuple[str, Any]],
+        to_sql: Callable[[exp.Expression, Mapping[str, Any]], tuple[str, Any]],
     ) -> None:
         self.con = con
         self._sql = to_sql  # a BigQuery tree and its parameters -> DuckDB text and its arguments
@@ -116,8 +130,8 @@ class Billing:
 
     # --- the public estimate ---------------------------------------------------------
 
-    def estimate(self, tree: "exp.Expression", params: Mapping[str, Any]) -> Estimate:
-        """Bytes billed for ``tree`` (a BigQuery statement) with ``params`` (name -> QueryParameter), as the tables are now."""
+    def estimate(self, tree: exp.Expression, params: Mapping[str, Any]) -> Estimate:
+        """Bytes billed for BigQuery statement ``tree`` with ``params`` (name -> QueryParameter), on the tables now."""
         from sqlglot import exp
 
         if isinstance(tree, (exp.Create, exp.Drop, exp.Alter)) and tree.args.get("expression") is None:
@@ -135,7 +149,7 @@ class Billing:
 
     # --- references ------------------------------------------------------------------
 
-    def _collect(self, tree: "exp.Expression", params: Mapping[str, Any], scans: dict[str, TableScan]) -> None:
+    def _collect(self, tree: exp.Expression, params: Mapping[str, Any], scans: dict[str, TableScan]) -> None:
         """Add every stored table ``tree`` reads, with the columns it references there."""
         from sqlglot import exp
 
@@ -164,7 +178,7 @@ class Billing:
             if resolved is not None:
                 scans.setdefault(resolved, TableScan(resolved)).columns.add(column.name.lower())
 
-    def _sources(self, scope: "exp.Expression") -> list[tuple[_Source, "exp.Expression"]]:
+    def _sources(self, scope: exp.Expression) -> list[tuple[_Source, exp.Expression]]:
         """The relations ``scope`` reads directly: (source, its node)."""
         from sqlglot import exp
 
@@ -184,11 +198,13 @@ class Billing:
             if node is None:
                 continue
             alias = node.alias_or_name if hasattr(node, "alias_or_name") else ""
-            table = self.resolve(node) if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier) else None
+            table = (
+                self.resolve(node) if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier) else None
+            )
             out.append((_Source(table, alias.lower()), node))
         return out
 
-    def _reads_all(self, scope: "exp.Expression", source: _Source, node: "exp.Expression") -> bool:
+    def _reads_all(self, scope: exp.Expression, source: _Source, node: exp.Expression) -> bool:
         """True when ``scope`` selects every column of ``source`` (``*`` or ``alias.*``) or passes it whole to a TVF."""
         from sqlglot import exp
 
@@ -201,7 +217,7 @@ class Billing:
                         return True
         return False
 
-    def _resolve_column(self, column: "exp.Column") -> Optional[str]:
+    def _resolve_column(self, column: exp.Column) -> str | None:
         """The stored table a column belongs to: the nearest enclosing scope with a source that has it."""
         from sqlglot import exp
 
@@ -209,7 +225,7 @@ class Billing:
         name = column.name.lower()
         if not name or isinstance(column.this, exp.Star):
             return None
-        node: Optional[exp.Expression] = column.parent
+        node: exp.Expression | None = column.parent
         while node is not None:
             if isinstance(node, (exp.Select, exp.Delete, exp.Update, exp.Merge)):
                 for source, _ in self._sources(node):
@@ -228,9 +244,9 @@ class Billing:
         return {c.lower() for c in self.con.sql(f"SELECT * FROM {self.duck_name(table)} LIMIT 0").columns}
 
     def _filters(
-        self, scope: "exp.Expression", source: _Source, params: Mapping[str, Any]
-    ) -> tuple[Optional[dt.datetime], Any]:
-        """(the earliest day ``scope`` keeps by its partitioning column, the value it keeps of its clustering column)."""
+        self, scope: exp.Expression, source: _Source, params: Mapping[str, Any]
+    ) -> tuple[dt.datetime | None, Any]:
+        """(the earliest day ``scope`` keeps by the partitioning column, the value it keeps of the clustering one)."""
         from sqlglot import exp
 
         layout = self.layout(source.table) if source.table else Layout()
@@ -259,7 +275,7 @@ class Billing:
         relation = self.con.sql(f"SELECT * FROM {self.duck_name(table)} LIMIT 0")
         return {name.lower(): kind for name, kind in zip(relation.columns, relation.types)}
 
-    def _bytes(self, scan: TableScan, *, days: Optional[list[Any]] = None) -> int:
+    def _bytes(self, scan: TableScan, *, days: list[Any] | None = None) -> int:
         """Logical bytes of the scanned columns over the rows the scan keeps."""
         types = self._types(scan.table)
         names = list(types) if scan.all_columns else [c for c in types if c in scan.columns]
@@ -270,7 +286,7 @@ class Billing:
         layout = self.layout(scan.table)
         column = layout.partition_column
         if column is not None and days is not None:
-            conditions.append(f'date_trunc(\'day\', "{column}") IN (SELECT unnest(?))')
+            conditions.append(f"date_trunc('day', \"{column}\") IN (SELECT unnest(?))")
             args.append(days)
         elif column is not None and scan.pruned and scan.since is not None:
             conditions.append(f"date_trunc('day', \"{column}\") >= date_trunc('day', CAST(? AS TIMESTAMPTZ))")
@@ -283,7 +299,7 @@ class Billing:
         row = rows[0] if rows else None
         return int(row[0] or 0) if row else 0
 
-    def _modified(self, tree: "exp.Expression", params: Mapping[str, Any]) -> Optional[tuple[str, int]]:
+    def _modified(self, tree: exp.Expression, params: Mapping[str, Any]) -> tuple[str, int] | None:
         """(table, t) for DML that bills the modified table: UPDATE, DELETE, MERGE with UPDATE or DELETE."""
         from sqlglot import exp
 
@@ -303,12 +319,14 @@ class Billing:
             return name, self._bytes(scan)
         return name, self._bytes(scan, days=self._days_modified(tree, name, params))
 
-    def _days_modified(self, tree: "exp.Expression", name: str, params: Mapping[str, Any]) -> list[Any]:
+    def _days_modified(self, tree: exp.Expression, name: str, params: Mapping[str, Any]) -> list[Any]:
         """The partitions (days) holding rows a DELETE removes."""
         from sqlglot import exp
 
         column = self.layout(name).partition_column
-        probe = exp.select(exp.func("date_trunc", exp.Literal.string("day"), exp.column(column, table=tree.this.alias_or_name)))
+        probe = exp.select(
+            exp.func("date_trunc", exp.Literal.string("day"), exp.column(column, table=tree.this.alias_or_name))
+        )
         probe = probe.from_(tree.this.copy()).distinct()
         if tree.args.get("where") is not None:
             probe = probe.where(tree.args["where"].this.copy())
@@ -316,16 +334,16 @@ class Billing:
         return [row[0] for row in self.con.execute(text, args).fetchall()]
 
 
-def _tables(scope: "exp.Expression", billing: Billing) -> list[tuple[Optional[str], "exp.Expression"]]:
+def _tables(scope: exp.Expression, billing: Billing) -> list[tuple[str | None, exp.Expression]]:
     """(stored table or None, node) of each relation ``scope`` reads."""
     return [(source.table, node) for source, node in billing._sources(scope)]
 
 
-def _derived_names(node: "exp.Expression") -> set[str]:
+def _derived_names(node: exp.Expression) -> set[str]:
     """Lower-cased column names a derived relation exposes: a subquery's, or a CTE's it names."""
     from sqlglot import exp
 
-    query: Optional[exp.Expression] = None
+    query: exp.Expression | None = None
     if isinstance(node, exp.Subquery):
         query = node.this
     elif isinstance(node, exp.Table) and not node.db:
@@ -341,7 +359,7 @@ def _derived_names(node: "exp.Expression") -> set[str]:
     return set()
 
 
-def _written(column: "exp.Column") -> bool:
+def _written(column: exp.Column) -> bool:
     """True for a column a statement writes without reading it: MERGE's INSERT (cols) and UPDATE SET col = …."""
     from sqlglot import exp
 
@@ -356,7 +374,7 @@ def _rounded(scanned: int) -> int:
     return max(MIN_BILLED_PER_TABLE, math.ceil(scanned / MB) * MB)
 
 
-def _conjuncts(node: "exp.Expression") -> list["exp.Expression"]:
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
     """The AND-ed conditions of a WHERE clause."""
     from sqlglot import exp
 
@@ -367,7 +385,7 @@ def _conjuncts(node: "exp.Expression") -> list["exp.Expression"]:
     return [node]
 
 
-def _constant(node: "exp.Expression", params: Mapping[str, Any]) -> Any:
+def _constant(node: exp.Expression, params: Mapping[str, Any]) -> Any:
     """The value of a parameter or TIMESTAMP literal, or None."""
     from sqlglot import exp
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from embed.engines.local.billing import Layout
 from embed.engines.local.objects import ObjectFile
@@ -24,7 +24,7 @@ __all__ = ["CATALOG_SCHEMA", "Catalog", "run", "schema_name"]
 CATALOG_SCHEMA = "_embed_local"
 
 
-def run(con: "duckdb.DuckDBPyConnection", text: str, params: Optional[list] = None) -> list[tuple]:
+def run(con: duckdb.DuckDBPyConnection, text: str, params: list | None = None) -> list[tuple]:
     """Execute ``text`` and fetch its whole result (DuckDB refuses new work while a result is unread)."""
     cursor = con.execute(text, params) if params is not None else con.execute(text)
     return cursor.fetchall()
@@ -38,23 +38,23 @@ def schema_name(project: str, dataset: str) -> str:
 class Catalog:
     """The engine's own tables: remote models by name, object tables and their folders, cached file hashes."""
 
-    def __init__(self, con: "duckdb.DuckDBPyConnection") -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         run(con, f'CREATE SCHEMA IF NOT EXISTS "{CATALOG_SCHEMA}"')
         run(
             con,
             f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".models ('
             " name VARCHAR PRIMARY KEY, endpoint VARCHAR NOT NULL, connection VARCHAR,"
-            " created_at TIMESTAMPTZ DEFAULT current_timestamp)"
+            " created_at TIMESTAMPTZ DEFAULT current_timestamp)",
         )
         run(
             con,
-            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".object_tables (name VARCHAR PRIMARY KEY, roots VARCHAR)'
+            f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".object_tables (name VARCHAR PRIMARY KEY, roots VARCHAR)',
         )
         run(
             con,
             f'CREATE TABLE IF NOT EXISTS "{CATALOG_SCHEMA}".object_files ('
-            " uri VARCHAR PRIMARY KEY, generation BIGINT, content_type VARCHAR, size BIGINT, md5_hash VARCHAR)"
+            " uri VARCHAR PRIMARY KEY, generation BIGINT, content_type VARCHAR, size BIGINT, md5_hash VARCHAR)",
         )
         run(
             con,
@@ -69,7 +69,7 @@ class Catalog:
 
     # --- models ----------------------------------------------------------------------
 
-    def model_endpoint(self, name: str) -> Optional[str]:
+    def model_endpoint(self, name: str) -> str | None:
         """The endpoint of model ``name`` (``project.dataset.model``), or None."""
         rows = run(self.con, f'SELECT endpoint FROM "{CATALOG_SCHEMA}".models WHERE name = ?', [name])
         return str(rows[0][0]) if rows else None
@@ -115,7 +115,8 @@ class Catalog:
                 for u, g, n in run(
                     self.con,
                     f'SELECT a.uri, a.generation, a.attempts FROM "{CATALOG_SCHEMA}".model_attempts AS a'
-                    " JOIN __embed_attempt_keys AS k ON k.uri = a.uri AND k.generation IS NOT DISTINCT FROM a.generation",
+                    " JOIN __embed_attempt_keys AS k"
+                    " ON k.uri = a.uri AND k.generation IS NOT DISTINCT FROM a.generation",
                 )
             )
             run(
@@ -146,8 +147,7 @@ class Catalog:
     def cached_files(self) -> dict[str, ObjectFile]:
         """Files read by earlier scans, by uri (``updated_ns`` is not kept: the generation covers it)."""
         rows = run(
-            self.con,
-            f'SELECT uri, generation, content_type, size, md5_hash FROM "{CATALOG_SCHEMA}".object_files'
+            self.con, f'SELECT uri, generation, content_type, size, md5_hash FROM "{CATALOG_SCHEMA}".object_files'
         )
         return {r[0]: ObjectFile(r[0], r[1], r[2], r[3], r[4], 0) for r in rows}
 
@@ -177,6 +177,6 @@ class Catalog:
             self.con.unregister("__embed_fresh_files")
 
 
-def _cached(file: Optional[ObjectFile]) -> Optional[tuple]:
+def _cached(file: ObjectFile | None) -> tuple | None:
     """What the cache keeps of a file."""
     return None if file is None else (file.generation, file.content_type, file.size, file.md5_hash)

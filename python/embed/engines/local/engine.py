@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import itertools
 import shlex
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 from embed.engines.base import Column, QueryParameter, QueryResult, Statement, StatementError, parse_type
 from embed.engines.local.billing import Billing, Layout
@@ -77,8 +78,12 @@ def _bigquery_column(name: str, kind: Any, nullable: bool = True) -> Column:
         child = _bigquery_column(name, kind.child)
         return Column(name, child.type, "REPEATED", child.fields)
     if type_id == "struct":
-        return Column(name, "RECORD", "NULLABLE" if nullable else "REQUIRED",
-                      tuple(_bigquery_column(n, t) for n, t in kind.children))
+        return Column(
+            name,
+            "RECORD",
+            "NULLABLE" if nullable else "REQUIRED",
+            tuple(_bigquery_column(n, t) for n, t in kind.children),
+        )
     if str(kind) == "JSON":
         bq = "JSON"
     elif type_id in _INT_TYPES:
@@ -88,7 +93,7 @@ def _bigquery_column(name: str, kind: Any, nullable: bool = True) -> Column:
     return Column(name, bq, "NULLABLE" if nullable else "REQUIRED")
 
 
-def _bigquery_integers(rows: "pyarrow.Table") -> "pyarrow.Table":
+def _bigquery_integers(rows: pyarrow.Table) -> pyarrow.Table:
     """``rows`` with DuckDB's HUGEINT sums (Arrow decimals of scale 0) as INT64, the type BigQuery returns."""
     import pyarrow as pa
 
@@ -98,7 +103,7 @@ def _bigquery_integers(rows: "pyarrow.Table") -> "pyarrow.Table":
     return rows
 
 
-def _dotted(table: "exp.Table", default_project: str) -> str:
+def _dotted(table: exp.Table, default_project: str) -> str:
     """``project.dataset.name`` of a table reference (the project defaults when only two parts are given)."""
     parts = [p for p in (table.catalog, table.db, table.name) if p]
     if len(parts) == 2:
@@ -112,7 +117,7 @@ _NO_SPACE = ("No space left on device", "Disk quota exceeded")
 _LOCKED = ("Could not set lock on file", "Conflicting lock")
 
 
-def database_error(db_path: Path, exc: BaseException) -> Optional[EmbedError]:
+def database_error(db_path: Path, exc: BaseException) -> EmbedError | None:
     """The EmbedError for a DuckDB (or OS) error about the database file itself, or None for any other error.
 
     A damaged file, a full disk or another process's lock is for the user to fix; a statement's
@@ -139,7 +144,7 @@ def database_error(db_path: Path, exc: BaseException) -> Optional[EmbedError]:
     return None
 
 
-def _connect(db_path: Path) -> "duckdb.DuckDBPyConnection":
+def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
     """Open (or create) the DuckDB file ``db_path``; a file that cannot be opened is an EmbedError."""
     import duckdb
 
@@ -163,10 +168,10 @@ class LocalEngine:
         db_path: Path = DEFAULT_DB,
         images: Sequence[Path] = (),
         *,
-        object_table: Optional[TableRef] = None,
+        object_table: TableRef | None = None,
         default_project: str = "local",
-        load_model: Optional[Callable[[str], Any]] = None,
-        warn: Optional[Callable[[str], None]] = None,
+        load_model: Callable[[str], Any] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         """Open (or create) ``db_path``; register ``images`` as ``object_table`` when given.
 
@@ -177,7 +182,7 @@ class LocalEngine:
         if missing:
             raise EmbedError(f"image folder(s) not found: {', '.join(missing)}. Pass existing folders to --images.")
         self.db_path = Path(db_path)
-        self.con: "duckdb.DuckDBPyConnection" = _connect(self.db_path)
+        self.con: duckdb.DuckDBPyConnection = _connect(self.db_path)
         self.default_project = default_project
         self._warn = warn
         self.warnings: list[str] = []  # every listing warning so far, in order, each once
@@ -193,13 +198,13 @@ class LocalEngine:
                 for note in notes:
                     self._warning(note)
         self._load_model = load_model
-        self._known_tables: Optional[set[tuple[str, str]]] = None
+        self._known_tables: set[tuple[str, str]] | None = None
         self.rows_per_job = ROWS_PER_JOB
         self.response_limit = RESPONSE_LIMIT
         self.pricing = Billing(self.con, self._stored_table, self._quoted, self.catalog.layout, self._duck)
         self._names = itertools.count(1)
         # Object-table refreshes: file hashes (read from the catalog once) and each table's last listing.
-        self._known_files: Optional[dict[str, ObjectFile]] = None
+        self._known_files: dict[str, ObjectFile] | None = None
         self._listings: dict[str, list[ObjectFile]] = {}
         self.stats = EmbeddingStats()
 
@@ -244,7 +249,7 @@ class LocalEngine:
         project, dataset, table = dotted.rsplit(".", 2)
         return schema_name(project, dataset), table
 
-    def _stored_table(self, table: "exp.Table") -> Optional[str]:
+    def _stored_table(self, table: exp.Table) -> str | None:
         """``project.dataset.table`` of a table node when DuckDB holds such a table, else None."""
         if not table.db:
             return None
@@ -266,7 +271,7 @@ class LocalEngine:
         schema, table = self._duck_name(dotted)
         return f'"{schema}"."{table}"'
 
-    def _rename(self, tree: "exp.Expression") -> "exp.Expression":
+    def _rename(self, tree: exp.Expression) -> exp.Expression:
         """A copy of ``tree`` with every ``project.dataset.table`` pointing at its DuckDB schema."""
         from sqlglot import exp
 
@@ -280,7 +285,7 @@ class LocalEngine:
             table.set("this", exp.to_identifier(name, quoted=True))
         return tree
 
-    def _duckdb_sql(self, tree: "exp.Expression") -> str:
+    def _duckdb_sql(self, tree: exp.Expression) -> str:
         """DuckDB text of a BigQuery tree whose table functions were already replaced."""
         from sqlglot.errors import ErrorLevel
 
@@ -289,7 +294,7 @@ class LocalEngine:
 
     # --- statements ----------------------------------------------------------------------
 
-    def _parse(self, text: str) -> "exp.Expression":
+    def _parse(self, text: str) -> exp.Expression:
         """The one BigQuery statement in ``text``."""
         import sqlglot
         from sqlglot import exp
@@ -330,8 +335,8 @@ class LocalEngine:
         return name
 
     def _prepare(
-        self, tree: "exp.Expression", registered: list[str], dry_run: bool, params: dict[str, QueryParameter]
-    ) -> "exp.Expression":
+        self, tree: exp.Expression, registered: list[str], dry_run: bool, params: dict[str, QueryParameter]
+    ) -> exp.Expression:
         """Evaluate the table functions of ``tree``, deepest first; return the tree to transpile."""
         from sqlglot import exp
 
@@ -433,7 +438,7 @@ class LocalEngine:
 
     # --- DuckDB text -----------------------------------------------------------------------
 
-    def _duck(self, node: "exp.Expression", params: dict[str, QueryParameter]) -> tuple[str, dict[str, Any]]:
+    def _duck(self, node: exp.Expression, params: dict[str, QueryParameter]) -> tuple[str, dict[str, Any]]:
         """DuckDB text for a BigQuery tree whose table functions were replaced, and its parameter values.
 
         ``x IN UNNEST(@p)`` becomes a semi-join (sqlglot would test list membership row by row),
@@ -471,7 +476,7 @@ class LocalEngine:
 
     # --- BigQuery's rules ------------------------------------------------------------------
 
-    def _column_type(self, column: "exp.Column") -> Optional[str]:
+    def _column_type(self, column: exp.Column) -> str | None:
         """The BigQuery type of a stored table's column (None when it is not one, or is an array)."""
         table = self.pricing._resolve_column(column)
         if table is None:
@@ -482,7 +487,7 @@ class LocalEngine:
             return None
         return _bigquery_column(column.name, kind).type
 
-    def _check_merge(self, prepared: "exp.Expression", params: dict[str, QueryParameter]) -> None:
+    def _check_merge(self, prepared: exp.Expression, params: dict[str, QueryParameter]) -> None:
         """Refuse a MERGE whose ON matches a target row to more than one source row, as BigQuery does."""
         probe = merge_duplicates_sql(prepared)
         if probe is None:
@@ -492,7 +497,7 @@ class LocalEngine:
         if duplicated and duplicated[0]:
             raise StatementError(f"{MERGE_ERROR} ({duplicated[0]} target row(s) match several source rows)")
 
-    def _object_table_of(self, query: "exp.Expression") -> Optional[str]:
+    def _object_table_of(self, query: exp.Expression) -> str | None:
         """The object table ``query`` reads, if any."""
         from sqlglot import exp
 
@@ -506,7 +511,7 @@ class LocalEngine:
 
     # --- models --------------------------------------------------------------------------
 
-    def _create_model(self, tree: "exp.Expression", dry_run: bool) -> QueryResult:
+    def _create_model(self, tree: exp.Expression, dry_run: bool) -> QueryResult:
         """CREATE MODEL … REMOTE WITH CONNECTION … OPTIONS (ENDPOINT = …): register it in the catalog."""
         from sqlglot import exp
 
@@ -547,7 +552,9 @@ class LocalEngine:
 
     # --- table functions -----------------------------------------------------------------
 
-    def _relation(self, node: "exp.Expression", params: dict[str, QueryParameter], *, limit_zero: bool = False) -> "pyarrow.Table":
+    def _relation(
+        self, node: exp.Expression, params: dict[str, QueryParameter], *, limit_zero: bool = False
+    ) -> pyarrow.Table:
         """The rows of a ``TABLE t`` or ``(query)`` argument, run on DuckDB."""
         from sqlglot import exp
 
@@ -565,8 +572,8 @@ class LocalEngine:
         return self.con.sql(text, params=args).to_arrow_table()
 
     def _generate(
-        self, call: "exp.Expression", registered: list[str], dry_run: bool, params: dict[str, QueryParameter]
-    ) -> "pyarrow.Table":
+        self, call: exp.Expression, registered: list[str], dry_run: bool, params: dict[str, QueryParameter]
+    ) -> pyarrow.Table:
         """Evaluate ML.GENERATE_EMBEDDING: check and run its input query, embed the rows with the model."""
         from sqlglot import exp
 
@@ -608,9 +615,13 @@ class LocalEngine:
             ).to_arrow_table()
         return result
 
-    def _vector_search(self, call: "exp.Expression", registered: list[str], params: dict[str, QueryParameter]) -> "pyarrow.Table":
+    def _vector_search(
+        self, call: exp.Expression, registered: list[str], params: dict[str, QueryParameter]
+    ) -> pyarrow.Table:
         """Evaluate VECTOR_SEARCH(base, 'column', query, top_k => k, distance_type => 'COSINE')."""
-        names = [self._register(self._relation(node, params), registered) for node in (call.this, call.args["query_table"])]
+        names = [
+            self._register(self._relation(node, params), registered) for node in (call.this, call.args["query_table"])
+        ]
 
         def kwarg(key: str, default: Any) -> Any:
             node = call.args.get(key)
@@ -627,7 +638,7 @@ class LocalEngine:
 
     # --- object tables -------------------------------------------------------------------
 
-    def _refresh_objects(self, tree: "exp.Expression") -> None:
+    def _refresh_objects(self, tree: exp.Expression) -> None:
         """Re-scan the folders of every object table ``tree`` reads."""
         from sqlglot import exp
 
@@ -669,7 +680,7 @@ class LocalEngine:
             self.con.unregister(staging)
         self._listings[name] = files
 
-    def _created_table(self, tree: "exp.Expression") -> Optional[str]:
+    def _created_table(self, tree: exp.Expression) -> str | None:
         """The table a CREATE TABLE statement is about to make (None: not such a statement, or it exists)."""
         from sqlglot import exp
 
@@ -687,7 +698,7 @@ class LocalEngine:
         )
         return None if exists and tree.args.get("exists") else name
 
-    def _record_layout(self, tree: "exp.Expression", name: str) -> None:
+    def _record_layout(self, tree: exp.Expression, name: str) -> None:
         """Remember how CREATE TABLE partitions (by day) and clusters a table: the billing model prunes on both."""
         from sqlglot import exp
 
@@ -697,7 +708,9 @@ class LocalEngine:
         first = cluster.find(exp.Column) if cluster is not None else None
         self.catalog.put_layout(
             name,
-            Layout(column.name.lower() if column is not None else None, first.name.lower() if first is not None else None),
+            Layout(
+                column.name.lower() if column is not None else None, first.name.lower() if first is not None else None
+            ),
         )
 
     def _own_files(self) -> list[Path]:
@@ -713,7 +726,7 @@ class LocalEngine:
         if self._warn is not None:
             self._warn(message)
 
-    def _create_schemas(self, tree: "exp.Expression") -> None:
+    def _create_schemas(self, tree: exp.Expression) -> None:
         """Create the DuckDB schema (the BigQuery dataset) a CREATE statement writes into."""
         from sqlglot import exp
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 from embed.engines.base import StatementError
 from embed.engines.local.objects import path_of
@@ -53,7 +54,7 @@ class EmbeddingStats:
     rows: int = 0
     seconds: float = 0.0
     calls: int = 0
-    sent: Optional[list[str]] = None
+    sent: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,10 @@ class GenerateOptions:
     """The STRUCT options of an ML.GENERATE_EMBEDDING call."""
 
     flatten_json_output: bool = True
-    output_dimensionality: Optional[int] = None
+    output_dimensionality: int | None = None
 
 
-def literal_value(node: "exp.Expression") -> Any:
+def literal_value(node: exp.Expression) -> Any:
     """The Python value of a literal, boolean or NULL node."""
     from sqlglot import exp
 
@@ -82,7 +83,7 @@ def literal_value(node: "exp.Expression") -> Any:
     raise StatementError(f"the embedded engine needs a literal here, got {node.sql('bigquery')}")
 
 
-def generate_options(struct: "Optional[exp.Expression]") -> GenerateOptions:
+def generate_options(struct: exp.Expression | None) -> GenerateOptions:
     """Read ``STRUCT(TRUE AS flatten_json_output, …)``; refuse options a local image model cannot honour."""
     from sqlglot import exp
 
@@ -108,14 +109,14 @@ def generate_options(struct: "Optional[exp.Expression]") -> GenerateOptions:
 
 
 def generate_embedding(
-    rows: "pyarrow.Table",
+    rows: pyarrow.Table,
     model: Any,
     options: GenerateOptions,
     stats: EmbeddingStats,
     *,
     faults: Any = None,
-    attempts: Optional[Callable[[list[tuple[str, int]]], list[int]]] = None,
-) -> "pyarrow.Table":
+    attempts: Callable[[list[tuple[str, int]]], list[int]] | None = None,
+) -> pyarrow.Table:
     """ML.GENERATE_EMBEDDING over object-table ``rows``: every input column plus the four output columns.
 
     With ``faults`` (a :class:`~embed.engines.local.models.faults.FaultInjector` that is enabled),
@@ -131,13 +132,15 @@ def generate_embedding(
         raise StatementError("ML.GENERATE_EMBEDDING needs the object table's uri column in its input")
     wanted = [c for c in ("uri", "generation", "size", "content_type") if c in rows.column_names]
     records = rows.select(wanted).to_pylist()
-    outcomes: list[Optional[EmbeddingOutcome]] = [None] * len(records)
+    outcomes: list[EmbeddingOutcome | None] = [None] * len(records)
     items, where = [], []
     for i, record in enumerate(records):
         uri = record.get("uri")
         path = path_of(uri) if uri else None
         if path is None:
-            outcomes[i] = EmbeddingOutcome(None, f"Invalid uri {uri!r}: the embedded engine reads file:// objects only.")
+            outcomes[i] = EmbeddingOutcome(
+                None, f"Invalid uri {uri!r}: the embedded engine reads file:// objects only."
+            )
             continue
         size = record.get("size")
         items.append(ImageInput(uri, path, int(size) if size is not None else -1, record.get("content_type")))
@@ -175,7 +178,12 @@ def generate_embedding(
         )
     nulls = pa.nulls(len(records), pa.int64())
     out = rows
-    for name, column in ((RESULT, result), (STATUS, pa.array(statuses, pa.string())), (START_SEC, nulls), (END_SEC, nulls)):
+    for name, column in (
+        (RESULT, result),
+        (STATUS, pa.array(statuses, pa.string())),
+        (START_SEC, nulls),
+        (END_SEC, nulls),
+    ):
         if name in out.column_names:
             out = out.drop_columns([name])
         out = out.append_column(name, column)
@@ -203,4 +211,3 @@ def vector_search_sql(base: str, query: str, base_column: str, query_column: str
         f" QUALIFY row_number() OVER (PARTITION BY query_ordinal ORDER BY distance) <= {int(top_k)}"
         f" ORDER BY query_ordinal, distance"
     )
-

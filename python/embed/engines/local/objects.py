@@ -30,9 +30,10 @@ import hashlib
 import os
 import stat
 import struct
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Union
 from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
 from embed.engines.local.models.images import MAX_IMAGE_BYTES, SNIFF_BYTES, sniff_content_type
@@ -58,9 +59,29 @@ __all__ = [
 # Filesystems whose files are the kernel's, not data: never entered.
 PSEUDO_FILESYSTEMS = frozenset(
     {
-        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devfs", "devpts",
-        "devtmpfs", "efivarfs", "fdescfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore",
-        "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs",
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devfs",
+        "devpts",
+        "devtmpfs",
+        "efivarfs",
+        "fdescfs",
+        "fusectl",
+        "hugetlbfs",
+        "mqueue",
+        "nsfs",
+        "proc",
+        "pstore",
+        "rpc_pipefs",
+        "securityfs",
+        "selinuxfs",
+        "sysfs",
+        "tracefs",
     }
 )
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -86,9 +107,9 @@ class ObjectFile:
 
     uri: str
     generation: int
-    content_type: Optional[str]
+    content_type: str | None
     size: int
-    md5_hash: Optional[str]
+    md5_hash: str | None
     updated_ns: int
 
 
@@ -118,7 +139,7 @@ def uri_of(path: PathLike) -> str:
     return _uri(os.path.join(os.path.realpath(folder or "."), name))
 
 
-def path_of(uri: str) -> Optional[Path]:
+def path_of(uri: str) -> Path | None:
     """The local path of a ``file://`` URI (any bytes, percent-encoded), or None for any other scheme."""
     parsed = urlsplit(uri)
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
@@ -306,8 +327,9 @@ def _read(path: str, listed: os.stat_result, cache: Mapping[str, ObjectFile]) ->
             return unreadable  # replaced by something else since it was listed
         size, generation = opened.st_size, generation_of(opened)
         if size > MAX_IMAGE_BYTES:  # never an image: its kind from its first bytes, and no hash
-            return ObjectFile(uri, generation, sniff_content_type(os.read(fd, SNIFF_BYTES)), size, None,
-                              opened.st_mtime_ns)
+            return ObjectFile(
+                uri, generation, sniff_content_type(os.read(fd, SNIFF_BYTES)), size, None, opened.st_mtime_ns
+            )
         md5 = hashlib.md5()  # noqa: S324 - the object-table checksum, as Cloud Storage reports it
         head, left = b"", size
         while left > 0:
@@ -344,7 +366,7 @@ def scan(roots: Iterable[PathLike], cache: Mapping[str, ObjectFile], *, exclude:
     return listing
 
 
-def object_schema() -> "pyarrow.Schema":
+def object_schema() -> pyarrow.Schema:
     """The Arrow schema of an object table (BigQuery's columns, without ``ref``)."""
     import pyarrow as pa
 
@@ -361,7 +383,7 @@ def object_schema() -> "pyarrow.Schema":
     )
 
 
-def to_arrow(files: list[ObjectFile]) -> "pyarrow.Table":
+def to_arrow(files: list[ObjectFile]) -> pyarrow.Table:
     """The object-table rows as an Arrow table."""
     import pyarrow as pa
 

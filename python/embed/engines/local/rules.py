@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from embed.engines.base import QueryParameter, StatementError, parse_type
 
@@ -58,7 +59,7 @@ _DUCK_SCALARS = {
 # --- query parameters ---------------------------------------------------------------------
 
 
-def check_parameters(tree: "exp.Expression", params: tuple[QueryParameter, ...]) -> dict[str, Any]:
+def check_parameters(tree: exp.Expression, params: tuple[QueryParameter, ...]) -> dict[str, Any]:
     """Refuse a ``@name`` with no value, or a value that does not fit its type; return the values by name."""
     from sqlglot import exp
 
@@ -77,7 +78,7 @@ def check_parameters(tree: "exp.Expression", params: tuple[QueryParameter, ...])
     return {p.name: p.value for p in params}
 
 
-def _misfit(kind: Any, value: Any) -> Optional[str]:
+def _misfit(kind: Any, value: Any) -> str | None:
     """Why ``value`` is not a value of BigQuery type ``kind`` (from parse_type), or None (NULL fits any type)."""
     if value is None:
         return None
@@ -137,9 +138,7 @@ def _type_text(kind: Any) -> str:
     return str(kind)
 
 
-def check_parameter_use(
-    tree: "exp.Expression", params: tuple[QueryParameter, ...], column_type: Any
-) -> None:
+def check_parameter_use(tree: exp.Expression, params: tuple[QueryParameter, ...], column_type: Any) -> None:
     """Refuse ``col = @p`` / ``col IN UNNEST(@p)`` (and <, >, ...) where @p's type cannot be compared with col's.
 
     ``column_type(column_node)`` gives a column's BigQuery type name (``STRING``, ``INT64`` ...), or None
@@ -191,7 +190,7 @@ def _comparable(column: str, kind: Any) -> bool:
 # --- the object-table query of ML.GENERATE_EMBEDDING ---------------------------------------
 
 
-def check_object_table_query(query: "exp.Expression", table: str) -> None:
+def check_object_table_query(query: exp.Expression, table: str) -> None:
     """Refuse anything but SELECT … FROM <object table> [WHERE] [ORDER BY] [LIMIT]."""
     from sqlglot import exp
 
@@ -238,7 +237,7 @@ def _clause(key: str) -> str:
 # --- MERGE: at most one source row per target row -------------------------------------------
 
 
-def merge_duplicates_sql(merge: "exp.Merge") -> Optional["exp.Expression"]:
+def merge_duplicates_sql(merge: exp.Merge) -> exp.Expression | None:
     """A query counting target rows a MERGE's ON matches to more than one source row (None: no MATCHED clause).
 
     The target is read through its ``rowid`` (DuckDB's row identity); the caller transpiles it.

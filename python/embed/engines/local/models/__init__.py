@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import importlib
 import threading
-from numbers import Integral
+from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from embed.engines.local.models.images import rejection_status
 from embed.errors import EmbedError

@@ -8,8 +8,9 @@ thread pool decodes the next images while the calling thread runs the current ba
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import numpy
@@ -30,12 +31,12 @@ class Failed:
 
 def run_batches(
     items: Sequence[Item],
-    prepare: Callable[[Item], "numpy.ndarray | Failed"],
-    forward: Callable[["numpy.ndarray"], "numpy.ndarray"],
+    prepare: Callable[[Item], numpy.ndarray | Failed],
+    forward: Callable[[numpy.ndarray], numpy.ndarray],
     *,
     batch_size: int = 32,
     workers: int = 2,
-) -> list["numpy.ndarray | Failed"]:
+) -> list[numpy.ndarray | Failed]:
     """Per item, its output row from ``forward`` or the Failed that ``prepare`` returned.
 
     ``prepare`` runs on ``workers`` threads, a little ahead of ``forward`` (two batches or four
@@ -44,13 +45,13 @@ def run_batches(
     """
     import numpy as np
 
-    results: list["numpy.ndarray | Failed | None"] = [None] * len(items)
+    results: list[numpy.ndarray | Failed | None] = [None] * len(items)
     window = max(2 * batch_size, 4 * workers)
     indices = iter(range(len(items)))
     pending: deque[tuple[int, Future]] = deque()
-    batch: list[tuple[int, "numpy.ndarray"]] = []
+    batch: list[tuple[int, numpy.ndarray]] = []
 
-    def run(batch: list[tuple[int, "numpy.ndarray"]]) -> None:
+    def run(batch: list[tuple[int, numpy.ndarray]]) -> None:
         outputs = forward(np.stack([array for _, array in batch]))
         for (index, _), row in zip(batch, outputs):
             results[index] = row

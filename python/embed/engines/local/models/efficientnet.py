@@ -18,10 +18,11 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from embed.engines.local.models import FP32_ENDPOINT
 from embed.engines.local.models.batches import Failed, run_batches
@@ -216,12 +217,12 @@ class EfficientNetLite0:
         options.log_severity_level = 3
         return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
-    def forward(self, pixels: "numpy.ndarray") -> "numpy.ndarray":
+    def forward(self, pixels: numpy.ndarray) -> numpy.ndarray:
         """Features (N, 1280) float32 for uint8 pixels (N, 224, 224, 3)."""
         return self._session.run(None, {"pixels": pixels})[0]
 
     @staticmethod
-    def prepare(item: "ImageInput") -> "numpy.ndarray | Failed":
+    def prepare(item: ImageInput) -> numpy.ndarray | Failed:
         """Decoded pixels for one input, or its non-retryable status."""
         try:
             return decode_image(item.path, SIDE)
@@ -229,8 +230,8 @@ class EfficientNetLite0:
             return Failed(rejected.status)
 
     def embed_images(
-        self, items: Sequence["ImageInput"], output_dimensionality: int | None = None
-    ) -> list["EmbeddingOutcome"]:
+        self, items: Sequence[ImageInput], output_dimensionality: int | None = None
+    ) -> list[EmbeddingOutcome]:
         """One outcome per input, in order: a 1280-d embedding, or a BigQuery-like status."""
         from embed.engines.local.models import EmbeddingOutcome, check_output_dimensionality
 
@@ -249,4 +250,3 @@ class EfficientNetLite0:
         self.stats.embedded += embedded
         self.stats.seconds += time.perf_counter() - started
         return outcomes
-

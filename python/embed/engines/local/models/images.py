@@ -17,9 +17,10 @@ import os
 import stat
 import struct
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy
@@ -91,8 +92,7 @@ def empty_image_status() -> str:
 def too_large_status(size: int) -> str:
     """Status for an image over the 20 MB limit."""
     return (
-        f"Image is larger than the 20 MB limit ({size:,} bytes > {MAX_IMAGE_BYTES:,} bytes);"
-        " resize or recompress it."
+        f"Image is larger than the 20 MB limit ({size:,} bytes > {MAX_IMAGE_BYTES:,} bytes); resize or recompress it."
     )
 
 
@@ -166,7 +166,7 @@ def sniff_content_type(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def _judge(head: bytes, content_type: Optional[str]) -> str | None:
+def _judge(head: bytes, content_type: str | None) -> str | None:
     """The status for a file that starts with ``head`` and is not an accepted image, else None."""
     sniffed = sniff_image_type(head)
     if sniffed is None:
@@ -179,7 +179,7 @@ def _judge(head: bytes, content_type: Optional[str]) -> str | None:
     return None
 
 
-def _read_accepted(path: Path, limit: int, content_type: Optional[str] = None) -> bytes:
+def _read_accepted(path: Path, limit: int, content_type: str | None = None) -> bytes:
     """Up to ``limit`` bytes of the accepted image at ``path``, opened once without blocking.
 
     Raises :class:`ImageRejected` for what is not a regular file, empty, over 20 MB, unreadable,
@@ -282,13 +282,13 @@ def _prepare_pillow() -> None:
     _pillow_ready = True
 
 
-def _decoded_bytes(img: "Image.Image") -> int:
+def _decoded_bytes(img: Image.Image) -> int:
     """Bytes Pillow allocates for ``img``'s pixels (multi-band modes take 4 bytes a pixel)."""
     per_pixel = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}.get(img.mode, 4)
     return img.width * img.height * per_pixel
 
 
-def decode_image(path: Path, side: int) -> "numpy.ndarray":
+def decode_image(path: Path, side: int) -> numpy.ndarray:
     """Decode an accepted image to ``side`` x ``side`` RGB uint8 (HWC).
 
     The shorter edge is scaled to ``side`` and the centre cropped, in one Pillow resize; a JPEG
@@ -338,7 +338,7 @@ def decode_image(path: Path, side: int) -> "numpy.ndarray":
 _EXIF_ORIENTATION = 0x0112
 
 
-def _shrink(img: "Image.Image", side: int) -> "Image.Image":
+def _shrink(img: Image.Image, side: int) -> Image.Image:
     """``img`` in mode L or RGB, box-reduced by the largest factor that keeps ``REDUCE_MARGIN`` x ``side``.
 
     A reduced image is converted and reduced band by band, so no full-size copy is ever made.
@@ -351,7 +351,7 @@ def _shrink(img: "Image.Image", side: int) -> "Image.Image":
     if factor < 2:
         return _grey_or_rgb(img, peak)
     rows = max(1, _BAND_PIXELS // width // factor) * factor
-    reduced: Optional[Image.Image] = None
+    reduced: Image.Image | None = None
     for top in range(0, height, rows):
         band = _grey_or_rgb(img.crop((0, top, width, min(height, top + rows))), peak).reduce(factor)
         if reduced is None:
@@ -361,7 +361,7 @@ def _shrink(img: "Image.Image", side: int) -> "Image.Image":
     return reduced
 
 
-def _peak(img: "Image.Image") -> float:
+def _peak(img: Image.Image) -> float:
     """The white level of a 16- or 32-bit grey image (65535 when values pass 255, else 255); 255 otherwise."""
     if not img.mode.startswith(("I", "F")):
         return 255.0
@@ -370,7 +370,7 @@ def _peak(img: "Image.Image") -> float:
     return 65535.0 if float(high) > 255.0 else 255.0
 
 
-def _grey_or_rgb(img: "Image.Image", peak: float = 255.0) -> "Image.Image":
+def _grey_or_rgb(img: Image.Image, peak: float = 255.0) -> Image.Image:
     """The image in mode L or RGB, ready for a bilinear resize (16- and 32-bit grey scaled by ``peak``)."""
     import numpy as np
     from PIL import Image

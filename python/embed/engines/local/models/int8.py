@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from embed.engines.local.models import INT8_ENDPOINT
 from embed.engines.local.models.efficientnet import (
@@ -122,7 +123,7 @@ def _photo_folder() -> Path:
     return Path(skimage.__file__).parent / "data"
 
 
-def _views(pixels: "numpy.ndarray") -> Iterator["numpy.ndarray"]:
+def _views(pixels: numpy.ndarray) -> Iterator[numpy.ndarray]:
     """A decoded photo, and its centre 3/4 mirrored and scaled back up (deterministic: no randomness)."""
     import numpy as np
     from PIL import Image
@@ -133,8 +134,8 @@ def _views(pixels: "numpy.ndarray") -> Iterator["numpy.ndarray"]:
     yield np.asarray(centre.resize((SIDE, SIDE), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def calibration_pixels() -> "numpy.ndarray":
-    """The calibration set, (N, 224, 224, 3) uint8: each calibration photo, decoded as the kit decodes, and its views."""
+def calibration_pixels() -> numpy.ndarray:
+    """The calibration set, (N, 224, 224, 3) uint8: each calibration photo, decoded as the kit does, and its views."""
     import numpy as np
 
     folder = _photo_folder()
@@ -199,11 +200,11 @@ def build_int8(fp32: Path, dest: Path) -> Path:
 class _CalibrationBatches:
     """The calibration pixels in batches, as onnxruntime's calibration data reader hands them out."""
 
-    def __init__(self, pixels: "numpy.ndarray") -> None:
+    def __init__(self, pixels: numpy.ndarray) -> None:
         self._batches = iter(range(0, len(pixels), BATCH_SIZE))
         self._pixels = pixels
 
-    def get_next(self) -> dict[str, "numpy.ndarray"] | None:
+    def get_next(self) -> dict[str, numpy.ndarray] | None:
         start = next(self._batches, None)
         return None if start is None else {"pixels": self._pixels[start : start + BATCH_SIZE]}
 
