@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.local.sample import PHOTOS, sample_set
+from tests.support.cli import embed as run_embed
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def embed(*args: str, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess:
-    """``python -m embed ARGS`` in a child process, without EMBED_* settings from the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
-    env["COLUMNS"] = str(columns)
-    return subprocess.run(
-        [sys.executable, "-m", "embed", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    """``python -m embed ARGS`` in a child process, in a terminal ``columns`` wide."""
+    return run_embed(*args, cwd=cwd, env={"COLUMNS": str(columns)})
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import pytest
 from embed import cli
 from embed.engines.local.catalog import schema_name
 from tests.local.sample import PHOTOS, LocalRun, sample_set
+from tests.support.cli import embed as run_embed
 
 pytestmark = pytest.mark.reliability
 
@@ -102,10 +103,7 @@ def test_a_damaged_database_says_what_to_do(filled, tmp_path, monkeypatch, capsy
 
 def embed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m embed ARGS`` in a child process (a full disk must not outlive the command that met it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
-    return subprocess.run(
-        [sys.executable, "-m", "embed", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_embed(*args, cwd=cwd)
 
 
 def test_disk_full_while_the_catalog_is_created(filled, tmp_path) -> None:

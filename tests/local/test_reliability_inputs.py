@@ -14,8 +14,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from embed.pipeline import Pipeline  # noqa: E402
 from embed.statuses import RETRYABLE_PREFIX  # noqa: E402
 from tests.local.corpus import deadline, png_bomb_header, sparse_file  # noqa: E402
 from tests.local.sample import local_settings, query, stored  # noqa: E402
+from tests.support.cli import embed  # noqa: E402
 
 pytestmark = pytest.mark.reliability
 
@@ -352,31 +351,8 @@ def test_the_cli_prints_listing_warnings_on_stderr_and_lists_duplicates_once(tmp
     photo("chelsea.png", images / "photo.png", size=(128, 128))
     (images / "dangling.png").symlink_to("nowhere.png")
     shutil.copyfile(images / "photo.png", named(images, b"caf\xe9.png"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "embed",
-            "run",
-            "--engine",
-            "local",
-            "--images",
-            "images",
-            "--images",
-            "./images/",
-            "--images",
-            "images/../images",
-            "--db",
-            "images/embed.duckdb",
-            "--json",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    folders = ("--images", "images", "--images", "./images/", "--images", "images/../images")
+    done = embed("run", "--engine", "local", *folders, "--db", "images/embed.duckdb", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["counts"]["objects"] == report["counts"]["embedded"] == 2

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from embed.engines.local.models.faults import FaultInjector
 from tests.local.sample import PHOTOS, LocalRun, sample_set
+from tests.support.cli import clean_env, embed_command
 
 pytestmark = pytest.mark.reliability
 
@@ -28,22 +27,8 @@ def faults(images: Path) -> str:
 
 def start(images: Path, db: Path) -> subprocess.Popen:
     """``embed run --engine local`` in a child process, with injected faults."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_") or k == "EMBED_MODEL_CACHE"}
-    env["EMBED_LOCAL_FAULTS"] = faults(images)
-    command = [
-        sys.executable,
-        "-m",
-        "embed",
-        "run",
-        "--engine",
-        "local",
-        "--images",
-        str(images),
-        "--db",
-        str(db),
-        "--json",
-        *ARGS,
-    ]
+    command = embed_command("run", "--engine", "local", "--images", str(images), "--db", str(db), "--json", *ARGS)
+    env = clean_env({"EMBED_LOCAL_FAULTS": faults(images)})
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -26,6 +26,22 @@ def example_value(example_document: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(example_document["embed"]["value"])
 
 
+DOMAIN_PROJECT = "example.com:my-project"
+
+
+@pytest.fixture
+def domain_scoped_value(example_value: dict[str, Any]) -> dict[str, Any]:
+    """The example `embed` value in a domain-scoped project (``example.com:my-project``)."""
+    p = DOMAIN_PROJECT
+    return example_value | {
+        "project_id": p,
+        "connection": f"{p}.us.embed_conn",
+        "object_table": f"{p}.bqml_tutorial.images",
+        "model": f"{p}.bqml_tutorial.embedding_model",
+        "results_table": f"{p}.bqml_tutorial.image_embeddings",
+    }
+
+
 @pytest.fixture
 def write_outputs(tmp_path: Path) -> Callable[[object], Path]:
     """Write a JSON document to a fresh file and return its path."""

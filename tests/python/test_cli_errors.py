@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.support import REPO
+from tests.support.cli import embed as run_embed
 from tests.support.outputs import EXAMPLE_OUTPUTS
 
 GOLDEN_SQL = Path(__file__).parent / "golden" / "sql_command.txt"
 
 
 def embed(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None, cwd: Path = REPO):
-    """``python -m embed ARGS`` in a child process, without EMBED_* settings from the environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_")} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "embed", *args], cwd=cwd, env=clean, input=stdin, capture_output=True, timeout=120
-    )
+    """``python -m embed ARGS`` in a child process, without EMBED_* settings from the environment (bytes out)."""
+    return run_embed(*args, env=env, stdin=stdin, cwd=cwd, text=False, timeout=120)
 
 
 def refused(done: subprocess.CompletedProcess, *says: str, after_terraform: bool = False) -> str:

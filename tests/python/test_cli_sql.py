@@ -15,6 +15,7 @@ from sqlglot import exp
 from embed import sql
 from embed.settings import load_settings
 from tests.support import REPO
+from tests.support.cli import embed as run_embed
 from tests.support.outputs import EXAMPLE_OUTPUTS
 
 GOLDEN = Path(__file__).parent / "golden" / "sql_command.txt"
@@ -23,10 +24,7 @@ UPDATE = os.environ.get("EMBED_UPDATE_GOLDEN") == "1"
 
 def embed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m embed ARGS`` from the repository root with no EMBED_* variables."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_")} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "embed", *args], cwd=REPO, env=clean, capture_output=True, text=True, timeout=120
-    )
+    return run_embed(*args, env=env, timeout=120)
 
 
 def test_sql_with_example_outputs_prints_every_statement() -> None:

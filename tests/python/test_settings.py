@@ -82,16 +82,9 @@ def test_endpoint_defaults_when_absent(write_outputs, example_value) -> None:
     assert load(write_outputs(wrap(example_value))).endpoint == "multimodalembedding@001"
 
 
-def test_domain_scoped_project(write_outputs, example_value) -> None:
-    p = "example.com:my-project"
-    example_value.update(
-        project_id=p,
-        connection=f"{p}.us.embed_conn",
-        object_table=f"{p}.bqml_tutorial.images",
-        model=f"{p}.bqml_tutorial.embedding_model",
-        results_table=f"{p}.bqml_tutorial.image_embeddings",
-    )
-    s = load(write_outputs(wrap(example_value)))
+def test_domain_scoped_project(write_outputs, domain_scoped_value) -> None:
+    p = domain_scoped_value["project_id"]
+    s = load(write_outputs(wrap(domain_scoped_value)))
     assert s.model == ModelRef(p, "bqml_tutorial", "embedding_model")
     assert s.results_table.sql == f"`{p}.bqml_tutorial.image_embeddings`"
 

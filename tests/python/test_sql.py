@@ -135,19 +135,11 @@ def test_every_parameter_a_statement_uses_is_declared_with_its_type(example_sett
             parse_type(param.type)
 
 
-def test_domain_scoped_project_parses(write_outputs, example_value) -> None:
+def test_domain_scoped_project_parses(write_outputs, domain_scoped_value) -> None:
     from embed.settings import load_settings
     from tests.support.outputs import wrap
 
-    p = "example.com:my-project"
-    example_value.update(
-        project_id=p,
-        connection=f"{p}.us.embed_conn",
-        object_table=f"{p}.bqml_tutorial.images",
-        model=f"{p}.bqml_tutorial.embedding_model",
-        results_table=f"{p}.bqml_tutorial.image_embeddings",
-    )
-    settings = load_settings(outputs_file=write_outputs(wrap(example_value)), environ={})
+    settings = load_settings(outputs_file=write_outputs(wrap(domain_scoped_value)), environ={})
     for text in all_statements(settings).values():
         parse_one(text)
     assert "`example.com:my-project.bqml_tutorial.embedding_model`" in sql.create_model(settings).sql
