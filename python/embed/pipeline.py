@@ -303,12 +303,17 @@ class Pipeline:
                 f" ({self.dimension}-d); its older rows are removed only once its new row is written."
             )
             return
+        back = "set the endpoint and --output-dimensionality back"
+        if len(others) == 1:  # name the flags that select the table's space
+            endpoint, dimension = others[0]["endpoint"], int(others[0]["dimension"])
+            flags = [f"--endpoint {endpoint}"] if endpoint != s.endpoint else []
+            flags += [f"--output-dimensionality {dimension}"] if dimension != self.dimension else []
+            back = f"keep the table's space ({' '.join(flags)})"
         raise EmbedError(
             f"{s.results_table} holds {held}, but the settings embed with {s.endpoint} ({self.dimension}-d):"
             " vectors of two models or lengths cannot be compared, so nothing was embedded. Pass another"
-            " --results-table for the new embeddings, or set the endpoint and --output-dimensionality back,"
-            " or run with --re-embed to replace every embedding (the old rows are kept until their"
-            " replacements are written)."
+            f" --results-table for the new embeddings, or {back}, or run with --re-embed to replace every"
+            " embedding (the old rows are kept until their replacements are written)."
         )
 
     def _existing_model(self) -> str | None:

@@ -132,6 +132,7 @@ def test_another_endpoint_is_refused_before_any_model_call(ran) -> None:
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert "row(s) of local/efficientnet-lite0-int8 (1280-d)" in done.stderr
     assert "local/efficientnet-lite0 (1280-d)" in done.stderr and "--re-embed" in done.stderr
+    assert "keep the table's space (--endpoint local/efficientnet-lite0-int8)" in done.stderr
     other = embed(*args, "--endpoint", "local/efficientnet-lite0", "--results-table", "local.embed.fp32", cwd=work)
     assert other.returncode == 0, other.stderr
     assert json.loads(other.stdout)["counts"]["embedded"] == len(PHOTOS)

@@ -515,7 +515,7 @@ class LocalEngine:
         """CREATE MODEL … REMOTE WITH CONNECTION … OPTIONS (ENDPOINT = …): register it in the catalog."""
         from sqlglot import exp
 
-        from embed.engines.local.models import ENDPOINTS
+        from embed.engines.local.models import DEFAULT_ENDPOINT, ENDPOINTS
 
         name = _dotted(tree.this, self.default_project)
         properties = tree.args.get("properties")
@@ -534,7 +534,7 @@ class LocalEngine:
         if endpoint not in ENDPOINTS:
             raise StatementError(
                 f"endpoint {endpoint!r} is not a model the embedded engine has; it offers"
-                f" {', '.join(sorted(ENDPOINTS))}. Pass --endpoint {sorted(ENDPOINTS)[0]} (or leave it out)."
+                f" {', '.join(sorted(ENDPOINTS))}. Pass --endpoint {DEFAULT_ENDPOINT} (or leave it out)."
             )
         if exists and not tree.args.get("replace"):
             raise StatementError(f"Already Exists: Model {name}")
