@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "MIN_BILLED_BYTES",
     "Pipeline",
     "auto_batch_size",
+    "batches",
     "new_run_id",
     "read_failures",
     "read_status",
@@ -56,6 +57,8 @@ _IAM_MAX_DELAY = 60.0
 _RETRY_MAX_DELAY = 300.0
 # BigQuery bills at least 10 MB for each table a query references.
 MIN_BILLED_BYTES = 10 * 2**20
+# The uris of one batch travel in its jobs.insert request, which BigQuery caps at 10 MB.
+MAX_PARAMETER_BYTES = 8 * 2**20
 # Auto batch size: a batch's fixed cost (its object-table scan) at most this share of the bytes it writes.
 FIXED_COST_SHARE = 0.25
 # A validation run started before this margin may still own rows: the server clock and ours may differ.
@@ -67,6 +70,21 @@ def new_run_id() -> str:
     import secrets
 
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def batches(uris: Sequence[str], size: int, max_bytes: int = MAX_PARAMETER_BYTES) -> Iterator[list[str]]:
+    """``uris`` in order, ``size`` at a time, a batch cut early where its uris would pass ``max_bytes``."""
+    chunk: list[str] = []
+    held = 0
+    for uri in uris:
+        weight = len(uri.encode("utf-8")) + 16  # the uri and its JSON quoting in the request
+        if chunk and (len(chunk) == size or held + weight > max_bytes):
+            yield chunk
+            chunk, held = [], 0
+        chunk.append(uri)
+        held += weight
+    if chunk:
+        yield chunk
 
 
 def row_bytes(settings: Settings) -> int:
@@ -373,8 +391,7 @@ class Pipeline:
         statement = sql.embed_batch(self.settings)
         attempts = {row["uri"]: row for row in prior}
         written = 0
-        for start in range(0, len(uris), r.batch_size):
-            chunk = list(uris[start : start + r.batch_size])
+        for chunk in batches(uris, r.batch_size):
             batch = statement.with_params(
                 uris=chunk,
                 prior_attempts=[

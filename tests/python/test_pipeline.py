@@ -583,3 +583,13 @@ def test_dry_run_checks_the_model_statement_the_run_would_issue(example_settings
         other for other in ("create_model", "replace_model") if other != checked
     ]
     assert "prune_deleted" not in [c.name for c in report.dry_run]  # only with --prune-deleted
+
+
+def test_a_batch_is_cut_before_its_uris_pass_the_request_size_limit() -> None:
+    from embed.pipeline import batches
+
+    uris = [f"gs://b/{i:04d}-" + "x" * 80 for i in range(10)]  # 100 bytes each with quoting
+    assert [len(b) for b in batches(uris, 4)] == [4, 4, 2]
+    cut = list(batches(uris, 4, max_bytes=350))
+    assert [len(b) for b in cut] == [3, 3, 3, 1] and [u for b in cut for u in b] == uris
+    assert list(batches(["gs://b/" + "y" * 500], 4, max_bytes=100)) == [["gs://b/" + "y" * 500]]  # never empty
