@@ -114,8 +114,8 @@ lint: $(STAMP_LINT) ## ruff (format and lint), terraform fmt -check, terraform v
 	$(PY) -m ruff check python tests bench
 	$(PY) -m pytest -q tests/terraform/test_lint.py $(PYTEST_ARGS)
 
-test: $(STAMP) ## Run the whole test suite (offline)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## Run the whole test suite (offline), a worker per core
+	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 demo: $(STAMP_DEMO) ## Embed sample photos offline (embedded engine), validate, show similar images
 	$(PY) -m embed.demo $(DEMO)/images

@@ -258,15 +258,13 @@ def _write_build(root: Path, key: str, wheels: dict[str, Path]) -> None:
 
 
 def build_standin() -> Build:
-    """Build the stand-in, or reuse the build for the current inputs."""
-    wheels = {provider.name: ensure_wheel(provider) for provider in PROVIDERS}
-    key = _build_key(wheels)
-    build = Build(key, BUILDS / key)
-    if (build.root / "complete").exists() and tool_venv_ready(_VENV, [TF_REQUIREMENT]):
-        return build
+    """Build the stand-in, or reuse the build for the current inputs (one process at a time: test workers share it)."""
     BUILDS.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        wheels = {provider.name: ensure_wheel(provider) for provider in PROVIDERS}
+        key = _build_key(wheels)
+        build = Build(key, BUILDS / key)
         if (build.root / "complete").exists() and tool_venv_ready(_VENV, [TF_REQUIREMENT]):
             return build
         t0 = time.monotonic()
