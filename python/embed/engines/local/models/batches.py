@@ -1,15 +1,18 @@
-"""Overlap image decoding with model inference, in batches.
+"""Decode images and run the model on them, in batches, on every core at once.
 
-Pillow releases the GIL while it decodes and resizes, and onnxruntime while it runs, so a small
-thread pool decodes the next images while the calling thread runs the current batch. On a
-2-core machine the two compete for the same CPU; the aim is that neither ever waits idle.
+Each of ``workers`` threads takes the next batch of items, prepares (decodes) them and runs the
+model on the batch, then takes the next. Pillow and onnxruntime release the GIL, so on a
+2-core machine two workers keep both cores busy, each core decoding or running the model in turn.
+This beats decoding on some threads while the model runs on the others with onnxruntime's own
+threads: one onnxruntime call per core, each on one thread, spends ~10 % less CPU per image than
+one call split over two threads (no hand-over between threads), and no core waits for the other.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -39,48 +42,55 @@ def run_batches(
 ) -> list[numpy.ndarray | Failed]:
     """Per item, its output row from ``forward`` or the Failed that ``prepare`` returned.
 
-    ``prepare`` runs on ``workers`` threads, a little ahead of ``forward`` (two batches or four
-    images per worker, whichever is more), which
-    runs on the calling thread over stacked batches of up to ``batch_size`` prepared arrays.
+    ``workers`` threads each prepare the next ``batch_size`` items and call ``forward`` on the
+    stacked arrays of those that did not fail, so ``forward`` must be safe to call from several
+    threads at once (an onnxruntime session is). Near the end, batches shrink so that every worker
+    still has a share. An exception from ``prepare`` or ``forward`` stops the workers after their
+    current batch and is raised.
     """
     import numpy as np
 
-    results: list[numpy.ndarray | Failed | None] = [None] * len(items)
-    window = max(2 * batch_size, 4 * workers)
-    indices = iter(range(len(items)))
-    pending: deque[tuple[int, Future]] = deque()
-    batch: list[tuple[int, numpy.ndarray]] = []
+    total = len(items)
+    workers = max(1, workers)
+    results: list[numpy.ndarray | Failed | None] = [None] * total
+    lock = threading.Lock()
+    cursor = 0
+    stopping = False
 
-    def run(batch: list[tuple[int, numpy.ndarray]]) -> None:
-        outputs = forward(np.stack([array for _, array in batch]))
-        for (index, _), row in zip(batch, outputs):
-            results[index] = row
+    def claim() -> range:
+        """The next batch's indices (empty when done): ``batch_size``, or a fair share of what is left."""
+        nonlocal cursor
+        with lock:
+            if stopping:
+                return range(0)
+            start = cursor
+            cursor = min(total, start + min(batch_size, max(1, -(-(total - start) // workers))))
+            return range(start, cursor)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="embed-decode") as pool:
-
-        def top_up() -> None:
-            while len(pending) < window:
-                index = next(indices, None)
-                if index is None:
-                    return
-                pending.append((index, pool.submit(prepare, items[index])))
-
-        top_up()
+    def work() -> None:
+        nonlocal stopping
         try:
-            while pending:
-                index, future = pending.popleft()
-                top_up()
-                prepared = future.result()
-                if isinstance(prepared, Failed):
-                    results[index] = prepared
-                else:
-                    batch.append((index, prepared))
-                if len(batch) == batch_size:
-                    run(batch)
-                    batch = []
-            if batch:
-                run(batch)
+            while batch := claim():
+                ready = []
+                for index in batch:
+                    prepared = prepare(items[index])
+                    if isinstance(prepared, Failed):
+                        results[index] = prepared
+                    else:
+                        ready.append((index, prepared))
+                if ready:
+                    outputs = forward(np.stack([array for _, array in ready]))
+                    for (index, _), row in zip(ready, outputs):
+                        results[index] = row
+        except BaseException:
+            stopping = True
+            raise
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed-batch") as pool:
+        running = [pool.submit(work) for _ in range(min(workers, total))]
+        try:
+            for future in running:
+                future.result()
         finally:
-            for _, future in pending:
-                future.cancel()
+            stopping = True  # on an error or an interrupt, the other workers end after their batch
     return results  # type: ignore[return-value]

@@ -208,12 +208,12 @@ class EfficientNetLite0:
 
     def _open_session(self, ort: Any) -> Any:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        # One thread per call: embed_images makes `threads` calls at once (batches.py), which costs
+        # less CPU per image than one call split over `threads` threads.
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle inference threads must not spin: the decode threads need that CPU.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
