@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from embed import __version__, engines
+from embed import __version__
 from embed import options as opt
 from embed import summary as out
 from embed.engines import EngineName
 from embed.errors import EmbedError
 from embed.options import PanelCommand, SettingsFlags, settings_options
-
-if TYPE_CHECKING:
-    from embed.engines.base import Engine
-    from embed.settings import Settings
 
 app = typer.Typer(
     name="embed",
@@ -58,14 +53,6 @@ def _root(
     """BigQuery ML image embeddings, provisioned by Terraform."""
 
 
-def _open(engine_name: EngineName, settings: Settings, db: Path | None, **options: Any) -> Engine:
-    """The engine ``engine_name`` for ``settings``, its jobs labelled with a fresh run id."""
-    from embed.pipeline import new_run_id
-
-    run_id = options.pop("run_id", None) or new_run_id()
-    return engines.open_engine(engine_name.value, settings, run_id, db=db, warn=out.warn, **options)
-
-
 @_command("sql")
 @settings_options(tuning=True)
 def sql_command(flags: SettingsFlags, check: opt.CheckOpt = False) -> None:
@@ -86,11 +73,9 @@ def sql_command(flags: SettingsFlags, check: opt.CheckOpt = False) -> None:
 
 
 @_command("run")
-@settings_options(tuning=True)
+@settings_options(tuning=True, engine=True)
 def run_command(
     flags: SettingsFlags,
-    engine_name: opt.EngineOpt = EngineName.bigquery,
-    db: opt.DbOpt = None,
     images: opt.ImagesOpt = None,
     dry_run: opt.DryRunOpt = False,
     iam_wait: opt.IamWaitOpt = None,
@@ -103,13 +88,11 @@ def run_command(
     from contextlib import redirect_stdout
 
     from embed.pipeline import Pipeline, new_run_id
-    from embed.summary import RunProgress, failures_hint, run_table, status_table, validation_table
+    from embed.summary import RunProgress, failures_hint
 
-    settings = flags.load(engine_name)
+    settings = flags.load()
     run_id = new_run_id()
-    engine = _open(
-        engine_name, settings, db, run_id=run_id, images=images, need_images=not dry_run, allow_empty=prune_deleted
-    )
+    engine = flags.open(settings, run_id=run_id, images=images, need_images=not dry_run, allow_empty=prune_deleted)
     progress = RunProgress(out.console(stderr=True))
     pipeline = Pipeline(
         engine,
@@ -132,53 +115,39 @@ def run_command(
     if json_output:
         out.print_json(report.to_dict())
     else:
-        out.render(run_table, report)
-        if report.dry_run is None:
-            out.render(status_table, report.counts, report.failures)
-        if report.validation is not None:
-            out.render(validation_table, report.validation, failures=False)  # the status table lists them
-    failed = report.counts.failed_retryable + report.counts.failed_permanent
-    if failed and report.dry_run is None:
-        typer.echo(
-            failures_hint(failed, engine_name.value, db=db, outputs=flags.outputs, tf_dir=flags.tf_dir), err=True
-        )
+        out.render_run(report)
+    if report.counts.failed and report.dry_run is None:
+        typer.echo(failures_hint(report.counts.failed, flags.selection()), err=True)
     if not report.ok:
         raise typer.Exit(2 if dry_run else 1)
 
 
 @_command("status")
-@settings_options()
+@settings_options(engine=True)
 def status_command(
     flags: SettingsFlags,
-    engine_name: opt.EngineOpt = EngineName.bigquery,
-    db: opt.DbOpt = None,
     json_output: opt.JsonOpt = False,
 ) -> None:
     """Count objects embedded, failed, pending and deleted."""
     from embed.pipeline import read_status
     from embed.summary import failures_hint, status_table
 
-    settings = flags.load(engine_name)
-    status = read_status(_open(engine_name, settings, db), settings)
+    settings = flags.load()
+    status = read_status(flags.open(settings), settings)
     if json_output:
         out.print_json(status.to_dict())
     elif status.counts is None:
         typer.echo(status.message)
     else:
         out.render(status_table, status.counts, status.failures)
-    failed = status.counts.failed_retryable + status.counts.failed_permanent if status.counts else 0
-    if failed:
-        typer.echo(
-            failures_hint(failed, engine_name.value, db=db, outputs=flags.outputs, tf_dir=flags.tf_dir), err=json_output
-        )
+    if status.counts is not None and status.counts.failed:
+        typer.echo(failures_hint(status.counts.failed, flags.selection()), err=json_output)
 
 
 @_command("failures")
-@settings_options()
+@settings_options(engine=True)
 def failures_command(
     flags: SettingsFlags,
-    engine_name: opt.EngineOpt = EngineName.bigquery,
-    db: opt.DbOpt = None,
     limit: opt.LimitOpt = 50,
     json_output: opt.JsonOpt = False,
 ) -> None:
@@ -186,8 +155,8 @@ def failures_command(
     from embed.failures import read_failed_objects
     from embed.summary import failures_table
 
-    settings = flags.load(engine_name)
-    failed = read_failed_objects(_open(engine_name, settings, db), settings, limit)
+    settings = flags.load()
+    failed = read_failed_objects(flags.open(settings), settings, limit)
     if json_output:
         out.print_json(failed.to_dict())
     else:
@@ -195,19 +164,17 @@ def failures_command(
 
 
 @_command("validate")
-@settings_options(tuning=("flatten_json_output", "output_dimensionality"))
+@settings_options(tuning=("flatten_json_output", "output_dimensionality"), engine=True)
 def validate_command(
     flags: SettingsFlags,
-    engine_name: opt.EngineOpt = EngineName.bigquery,
-    db: opt.DbOpt = None,
     json_output: opt.JsonOpt = False,
 ) -> None:
     """Check the results table's schema and rows; exit 1 if bad."""
     from embed.pipeline import validate_results
     from embed.summary import validation_table
 
-    settings = flags.load(engine_name)
-    report = validate_results(_open(engine_name, settings, db), settings)
+    settings = flags.load()
+    report = validate_results(flags.open(settings), settings)
     if json_output:
         out.print_json(report.to_dict())
     else:
@@ -217,33 +184,23 @@ def validate_command(
 
 
 @_command("similar")
-@settings_options()
+@settings_options(engine=True)
 def similar_command(
     image_uri: opt.ImageUriArg = None,
     *,
     text: opt.TextOpt = None,
     top_k: opt.TopKOpt = 5,
     flags: SettingsFlags,
-    engine_name: opt.EngineOpt = EngineName.bigquery,
-    db: opt.DbOpt = None,
     json_output: opt.JsonOpt = False,
 ) -> None:
     """List the images nearest to an image (or a text), by cosine."""
-    from embed.search import similar
+    from embed.search import local_image_uri, similar
     from embed.summary import neighbours_table
 
-    local = engine_name == EngineName.local
-    if text is not None and local:
-        raise EmbedError(
-            "--text needs a model that embeds text and images in one space; the embedded engine's local model"
-            " embeds images only. Search by an image (similar PATH), or run on BigQuery."
-        )
-    if image_uri is not None and local and "://" not in image_uri:
-        from embed.engines.local.objects import uri_of
-
-        image_uri = uri_of(Path(image_uri))  # the uri the listing gives the file
-    settings = flags.load(engine_name)
-    found = similar(_open(engine_name, settings, db), settings, image_uri=image_uri, text=text, top_k=top_k)
+    if flags.engine_name == EngineName.local:
+        image_uri = local_image_uri(image_uri, text)
+    settings = flags.load()
+    found = similar(flags.open(settings), settings, image_uri=image_uri, text=text, top_k=top_k)
     if json_output:
         out.print_json([n.to_dict() for n in found])
     else:
@@ -280,12 +237,9 @@ def doctor_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> No
         from embed.summary import doctor_table
 
         out.render(doctor_table, results, settings)
-    problems = [r for r in results if not r.ok and not r.skipped]
+    problems = doctor.problems_summary(results)
     if problems:
-        first = problems[0]
-        typer.echo(
-            f"error: {len(problems)} check(s) failed. {first.name}: {first.problem}. Fix: {first.fix}.", err=True
-        )
+        typer.echo(f"error: {problems}", err=True)
         raise typer.Exit(2)
 
 

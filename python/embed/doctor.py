@@ -31,6 +31,7 @@ __all__ = [
     "INFERENCE_PERMISSIONS",
     "REQUIRED_APIS",
     "all_ok",
+    "problems_summary",
     "run_checks",
     "to_json",
 ]
@@ -476,6 +477,15 @@ def run_checks(
 def all_ok(results: list[CheckResult]) -> bool:
     """True when every check passed."""
     return all(r.ok for r in results)
+
+
+def problems_summary(results: list[CheckResult]) -> str | None:
+    """One line naming how many checks failed and the first one's problem and fix; None when none failed."""
+    problems = [r for r in results if not r.ok and not r.skipped]
+    if not problems:
+        return None
+    first = problems[0]
+    return f"{len(problems)} check(s) failed. {first.name}: {first.problem}. Fix: {first.fix}."
 
 
 def to_json(results: list[CheckResult], settings: Settings) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typer.core import TyperCommand
 from embed.engines import EngineName
 
 if TYPE_CHECKING:
+    from embed.engines.base import Engine
     from embed.settings import Settings
 
 ENGINE_PANEL = "Engine"
@@ -127,27 +129,51 @@ _Command = Callable[..., Any]
 
 @dataclass(frozen=True)
 class SettingsFlags:
-    """The settings flags a command was given: the outputs' whereabouts and field overrides (None where not given)."""
+    """The settings flags a command was given: the outputs' whereabouts, field overrides (None where not
+    given), and for the commands that run statements the engine and its database."""
 
     outputs: Path | None
     tf_dir: Path | None
     overrides: dict[str, Any]
+    engine_name: EngineName = EngineName.bigquery
+    db: Path | None = None
 
-    def load(self, engine_name: str = EngineName.bigquery) -> Settings:
-        """The settings these flags select, for ``engine_name`` (the embedded engine needs no outputs)."""
+    def load(self) -> Settings:
+        """The settings these flags select, for their engine (the embedded engine needs no outputs)."""
         from embed.settings import load_settings
 
-        local = engine_name == EngineName.local and self.outputs is None
+        local = self.engine_name == EngineName.local and self.outputs is None
         return load_settings(dict(self.overrides), outputs_file=self.outputs, tf_dir=self.tf_dir, local=local)
 
+    def open(self, settings: Settings, **options: Any) -> Engine:
+        """The engine these flags name, for ``settings``, its jobs labelled with ``run_id`` or a fresh run id."""
+        from embed import engines
+        from embed.pipeline import new_run_id
+        from embed.summary import warn
 
-def settings_options(tuning: bool | tuple[str, ...] = False) -> Callable[[_Command], _Command]:
+        run_id = options.pop("run_id", None) or new_run_id()
+        return engines.open_engine(self.engine_name.value, settings, run_id, db=self.db, warn=warn, **options)
+
+    def selection(self) -> list[str]:
+        """The flags, as typed on a command line, that select the same engine, settings and tables."""
+        words = [] if self.engine_name == EngineName.bigquery else [f"--engine {self.engine_name.value}"]
+        given = {"db": self.db, "outputs": self.outputs, "tf_dir": self.tf_dir}
+        given |= {name: self.overrides.get(name) for name in _SOURCE_OPTIONS if name in self.overrides}
+        for name, value in given.items():
+            if value is not None:
+                words.append(f"--{name.replace('_', '-')} {shlex.quote(str(value))}")
+        return words
+
+
+def settings_options(tuning: bool | tuple[str, ...] = False, engine: bool = False) -> Callable[[_Command], _Command]:
     """Give a command the settings options in place of its ``flags: SettingsFlags`` parameter.
 
-    The command's signature (which typer reads) lists the source options, and all tuning options
-    (``tuning=True``) or the ones named; the command is called with them gathered into ``flags``.
+    The command's signature (which typer reads) lists ``--engine`` and ``--db`` (``engine=True``),
+    the source options, and all tuning options (``tuning=True``) or the ones named; the command is
+    called with them gathered into ``flags``.
     """
-    options = dict(_SOURCE_OPTIONS)
+    options: dict[str, Any] = {"engine_name": EngineOpt, "db": DbOpt} if engine else {}
+    options.update(_SOURCE_OPTIONS)
     if tuning is True:
         options.update(_TUNING_OPTIONS)
     elif tuning:
@@ -158,14 +184,23 @@ def settings_options(tuning: bool | tuple[str, ...] = False) -> Callable[[_Comma
         params = list(signature.parameters.values())
         at = [p.name for p in params].index("flags")
         params[at : at + 1] = [
-            inspect.Parameter(name, params[at].kind, default=None, annotation=annotation)
+            inspect.Parameter(
+                name,
+                params[at].kind,
+                default=EngineName.bigquery if name == "engine_name" else None,
+                annotation=annotation,
+            )
             for name, annotation in options.items()
         ]
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {name: kwargs.pop(name, None) for name in options}
-            flags = SettingsFlags(values.pop("outputs"), values.pop("tf_dir"), values)
+            chosen = {
+                "engine_name": values.pop("engine_name", None) or EngineName.bigquery,
+                "db": values.pop("db", None),
+            }
+            flags = SettingsFlags(values.pop("outputs"), values.pop("tf_dir"), values, **chosen)
             return command(*args, flags=flags, **kwargs)
 
         wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

@@ -141,7 +141,7 @@ def read_status(engine: Engine, settings: Settings) -> StatusReport:
     if engine.schema(settings.results_table) is None:
         return StatusReport(str(settings.results_table))
     counts = read_status_counts(engine, settings)
-    failed = counts.failed_retryable + counts.failed_permanent
+    failed = counts.failed
     return StatusReport(str(settings.results_table), counts, read_failures(engine, settings) if failed else ())
 
 

@@ -37,6 +37,11 @@ class ObjectCounts:
     superseded_rows: int = 0
     other_space_rows: int = 0
 
+    @property
+    def failed(self) -> int:
+        """Objects whose current version failed, retryable or not."""
+        return self.failed_retryable + self.failed_permanent
+
     def to_dict(self) -> dict[str, int]:
         """A JSON-ready form."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from embed import sql
@@ -10,7 +11,7 @@ from embed.engines.base import Engine, StatementError
 from embed.errors import EmbedError
 from embed.settings import Settings
 
-__all__ = ["Neighbour", "similar"]
+__all__ = ["Neighbour", "local_image_uri", "similar"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,20 @@ class Neighbour:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return {"uri": self.uri, "distance": self.distance}
+
+
+def local_image_uri(image_uri: str | None, text: str | None) -> str | None:
+    """For the embedded engine: the uri its listing gives ``image_uri`` when that is a path; ``--text`` is refused."""
+    if text is not None:
+        raise EmbedError(
+            "--text needs a model that embeds text and images in one space; the embedded engine's local model"
+            " embeds images only. Search by an image (similar PATH), or run on BigQuery."
+        )
+    if image_uri is None or "://" in image_uri:
+        return image_uri
+    from embed.engines.local.objects import uri_of
+
+    return uri_of(Path(image_uri))
 
 
 def similar(

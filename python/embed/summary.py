@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +25,7 @@ __all__ = [
     "console",
     "print_json",
     "render",
+    "render_run",
     "warn",
     "doctor_table",
     "failures_hint",
@@ -61,6 +61,15 @@ def print_json(data: object) -> None:
 def render(table_of: Callable[..., Table], *args: Any, **kwargs: Any) -> None:
     """Print on stdout the rich table ``table_of`` builds."""
     console().print(table_of(*args, **kwargs))
+
+
+def render_run(report: RunReport) -> None:
+    """Print on stdout a run's tables: its statements, then the objects' states (unless a dry run), its validation."""
+    render(run_table, report)
+    if report.dry_run is None:
+        render(status_table, report.counts, report.failures)
+    if report.validation is not None:
+        render(validation_table, report.validation, failures=False)  # the status table lists the failures
 
 
 class RunProgress:
@@ -274,19 +283,7 @@ def doctor_table(results: list[CheckResult], settings: Settings) -> Table:
     return table
 
 
-def failures_hint(
-    failed: int,
-    engine_name: str,
-    *,
-    db: Path | None = None,
-    outputs: Path | None = None,
-    tf_dir: Path | None = None,
-) -> str:
-    """The command that lists ``failed`` failed objects, with the flags that select the same results."""
-    words = ["python -m embed failures"]
-    if engine_name == "local":
-        words.append("--engine local")
-    for flag, value in (("--db", db), ("--outputs", outputs), ("--tf-dir", tf_dir)):
-        if value is not None:
-            words.append(f"{flag} {value}")
+def failures_hint(failed: int, selection: list[str]) -> str:
+    """The command that lists ``failed`` failed objects, with the flags (``selection``) that select the same results."""
+    words = ["python -m embed failures", *selection]
     return f"{failed:,} object(s) failed: `{' '.join(words)}` lists each with its status and attempts."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.support.outputs import EXAMPLE_OUTPUTS
 SETTINGS = load_settings(outputs_file=EXAMPLE_OUTPUTS, environ={})
 
 
-def good_engine(**script) -> ScriptedEngine:
+def good_engine(settings=SETTINGS, **script) -> ScriptedEngine:
     base = {
         "create_model": [None],
         "create_results_table": [None],
@@ -30,7 +31,7 @@ def good_engine(**script) -> ScriptedEngine:
         "validate_results": [validation_row(result_rows=2, successful_rows=1)],
     }
     base.update(script)
-    return ScriptedEngine(SETTINGS, script=base)
+    return ScriptedEngine(settings, script=base)
 
 
 @pytest.fixture
@@ -179,6 +180,17 @@ def test_status_and_run_point_to_the_failures_command(cli_run) -> None:
     engine.table = columns_of(expected_schema(SETTINGS))
     code, out, err, _ = cli_run(engine, "status", "--outputs", outputs)
     assert code == 0 and "embed failures" not in out + err
+
+
+def test_the_failures_hint_keeps_the_flags_that_chose_the_table(cli_run, tmp_path: Path) -> None:
+    """`failures` run as the hint says reads the same results table: overrides and odd paths survive the copy."""
+    outputs = tmp_path / "saved outputs.json"  # a path the shell must see quoted
+    outputs.write_bytes(EXAMPLE_OUTPUTS.read_bytes())
+    table = "my-project.bqml_tutorial.other_embeddings"
+    engine = good_engine(load_settings({"results_table": table}, outputs_file=EXAMPLE_OUTPUTS, environ={}))
+    code, out, err, _ = cli_run(engine, "run", "--outputs", str(outputs), "--results-table", table, "--batch-size", "7")
+    assert code == 0, err
+    assert f"`python -m embed failures --outputs '{outputs}' --results-table {table}` lists each" in err, err
 
 
 FAILED_ROWS = [
