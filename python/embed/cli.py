@@ -124,10 +124,7 @@ def run_command(
 
 @_command("status")
 @settings_options(engine=True)
-def status_command(
-    flags: SettingsFlags,
-    json_output: opt.JsonOpt = False,
-) -> None:
+def status_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> None:
     """Count objects embedded, failed, pending and deleted."""
     from embed.pipeline import read_status
     from embed.summary import failures_hint, status_table
@@ -146,39 +143,25 @@ def status_command(
 
 @_command("failures")
 @settings_options(engine=True)
-def failures_command(
-    flags: SettingsFlags,
-    limit: opt.LimitOpt = 50,
-    json_output: opt.JsonOpt = False,
-) -> None:
+def failures_command(flags: SettingsFlags, limit: opt.LimitOpt = 50, json_output: opt.JsonOpt = False) -> None:
     """List failed objects: uri, status, attempts, last attempt."""
     from embed.failures import read_failed_objects
     from embed.summary import failures_table
 
     settings = flags.load()
-    failed = read_failed_objects(flags.open(settings), settings, limit)
-    if json_output:
-        out.print_json(failed.to_dict())
-    else:
-        out.render(failures_table, failed)
+    out.show(read_failed_objects(flags.open(settings), settings, limit), json_output, failures_table)
 
 
 @_command("validate")
 @settings_options(tuning=("flatten_json_output", "output_dimensionality"), engine=True)
-def validate_command(
-    flags: SettingsFlags,
-    json_output: opt.JsonOpt = False,
-) -> None:
+def validate_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> None:
     """Check the results table's schema and rows; exit 1 if bad."""
     from embed.pipeline import validate_results
     from embed.summary import validation_table
 
     settings = flags.load()
     report = validate_results(flags.open(settings), settings)
-    if json_output:
-        out.print_json(report.to_dict())
-    else:
-        out.render(validation_table, report)
+    out.show(report, json_output, validation_table)
     if not report.ok:
         raise typer.Exit(1)
 

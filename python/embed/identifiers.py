@@ -72,47 +72,37 @@ def _ok(pattern: re.Pattern[str], text: str) -> bool:
     return pattern.fullmatch(text) is not None and "--" not in text
 
 
+def _checked(value: object, field: str, pattern: re.Pattern[str], kind: str, example: str) -> str:
+    """Return ``value`` if it is a string ``pattern`` matches; else raise naming ``field``, ``kind``, ``example``."""
+    text = _text(field, value)
+    if not _ok(pattern, text):
+        raise _refuse(field, value, kind, example)
+    return text
+
+
 def check_project_id(value: object, field: str = "project_id") -> str:
     """Return a valid Google Cloud project id (plain or domain-scoped) or raise."""
-    text = _text(field, value)
-    if not _ok(_PROJECT, text):
-        raise _refuse(
-            field,
-            value,
-            "project id",
-            "'my-project' (6-30 lowercase letters, digits or hyphens, starting with a letter)"
-            " or, for a domain-scoped project, 'example.com:my-project'",
-        )
-    return text
+    example = (
+        "'my-project' (6-30 lowercase letters, digits or hyphens, starting with a letter)"
+        " or, for a domain-scoped project, 'example.com:my-project'"
+    )
+    return _checked(value, field, _PROJECT, "project id", example)
 
 
 def check_dataset_id(value: object, field: str = "dataset_id") -> str:
     """Return a valid dataset id (letters, digits, underscores) or raise."""
-    text = _text(field, value)
-    if not _ok(_DATASET, text):
-        raise _refuse(field, value, "dataset id", "'bqml_tutorial' (letters, digits and underscores only)")
-    return text
+    return _checked(value, field, _DATASET, "dataset id", "'bqml_tutorial' (letters, digits and underscores only)")
 
 
 def check_location(value: object, field: str = "location") -> str:
     """Return a valid BigQuery location (US, EU or a region) or raise."""
-    text = _text(field, value)
-    if not _ok(_LOCATION, text):
-        raise _refuse(field, value, "BigQuery location", "'US', 'EU' or a region such as 'us-central1'")
-    return text
+    return _checked(value, field, _LOCATION, "BigQuery location", "'US', 'EU' or a region such as 'us-central1'")
 
 
 def check_endpoint(value: object, field: str = "endpoint") -> str:
     """Return a valid remote model endpoint name or raise."""
-    text = _text(field, value)
-    if not _ok(_ENDPOINT, text):
-        raise _refuse(
-            field,
-            value,
-            "model endpoint",
-            "'multimodalembedding@001' (or 'local/efficientnet-lite0-int8' for --engine local)",
-        )
-    return text
+    example = "'multimodalembedding@001' (or 'local/efficientnet-lite0-int8' for --engine local)"
+    return _checked(value, field, _ENDPOINT, "model endpoint", example)
 
 
 def endpoint_name(endpoint: str) -> str:
@@ -123,15 +113,8 @@ def endpoint_name(endpoint: str) -> str:
 
 def check_service_account(value: object, field: str = "connection_service_account") -> str:
     """Return a valid service account e-mail or raise."""
-    text = _text(field, value)
-    if not _ok(_SERVICE_ACCOUNT, text):
-        raise _refuse(
-            field,
-            value,
-            "service account e-mail",
-            "'bqcx-123456789012-abcd@gcp-sa-bigquery-condel.iam.gserviceaccount.com'",
-        )
-    return text
+    example = "'bqcx-123456789012-abcd@gcp-sa-bigquery-condel.iam.gserviceaccount.com'"
+    return _checked(value, field, _SERVICE_ACCOUNT, "service account e-mail", example)
 
 
 class _DottedRef:

@@ -26,6 +26,7 @@ __all__ = [
     "print_json",
     "render",
     "render_run",
+    "show",
     "warn",
     "doctor_table",
     "failures_hint",
@@ -61,6 +62,14 @@ def print_json(data: object) -> None:
 def render(table_of: Callable[..., Table], *args: Any, **kwargs: Any) -> None:
     """Print on stdout the rich table ``table_of`` builds."""
     console().print(table_of(*args, **kwargs))
+
+
+def show(result: Any, json_output: bool, table_of: Callable[..., Table], *args: Any) -> None:
+    """Print ``result`` on stdout as JSON (its ``to_dict()``), or as the table ``table_of`` makes of it and ``args``."""
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        render(table_of, result, *args)
 
 
 def render_run(report: RunReport) -> None:

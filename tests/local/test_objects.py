@@ -33,6 +33,15 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
         (b"II*\x00\x08\x00", "image/tiff"),
         (b"\x00\x00\x01\x00\x01\x00\x10\x10", "image/x-icon"),
         (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "image/jp2"),
+        (b"GIF87a\x01\x00", "image/gif"),
+        (b"MM\x00*\x00\x00\x00\x08", "image/tiff"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", "image/avif"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "image/heic"),
+        (b"\x00\x00\x01\x00ftypmif1\x00\x00\x00\x00", "image/heic"),  # a 256-byte ftyp box, not an icon
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "application/octet-stream"),  # an MP4: no image brand
+        (b"8BPS\x00\x01", "image/vnd.adobe.photoshop"),
+        (b"\xff\x0a\x00\x00", "image/jxl"),
+        (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "image/jxl"),
         (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml"),
         (b"<!DOCTYPE html><html><body>hi</body></html>", "text/html"),
         (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3", "application/pdf"),

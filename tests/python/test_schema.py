@@ -9,6 +9,7 @@ import pytest
 from embed import schema, sql
 from embed.errors import EmbedError
 from embed.schema import expected_schema
+from tests.support.columns import PASS_THROUGH
 
 
 def template_columns(text: str) -> dict[str, str]:
@@ -61,15 +62,7 @@ def test_dimension_lookup_by_endpoint() -> None:
 
 def test_pass_through_and_tolerated_columns(example_settings) -> None:
     expected = expected_schema(example_settings())
-    want = {
-        "uri": "STRING",
-        "generation": "INT64",
-        "content_type": "STRING",
-        "size": "INT64",
-        "md5_hash": "STRING",
-        "updated": "TIMESTAMP",
-    }
-    for name, kind in want.items():
+    for name, kind in PASS_THROUGH.items():
         assert expected.column(name).describe() == kind and expected.column(name).required
     assert not expected.column("ref").required
     assert expected.column("metadata").describe() == "RECORD REPEATED" and not expected.column("metadata").required

@@ -16,6 +16,7 @@ from embed.errors import EmbedError
 from embed.identifiers import Sql
 from embed.schema import expected_schema
 from embed.settings import Settings
+from tests.support.columns import PASS_THROUGH
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("EMBED_UPDATE_GOLDEN") == "1"
@@ -200,12 +201,7 @@ def columns(text: str) -> dict[str, str]:
 
 def test_results_table_columns(example_settings) -> None:
     assert columns(sql.create_results_table(example_settings()).sql) == {
-        "uri": "STRING",
-        "generation": "INT64",
-        "content_type": "STRING",
-        "size": "INT64",
-        "md5_hash": "STRING",
-        "updated": "TIMESTAMP",
+        **PASS_THROUGH,
         "ml_generate_embedding_result": "ARRAY<FLOAT64>",
         "ml_generate_embedding_status": "STRING",
         "ml_generate_embedding_start_sec": "INT64",

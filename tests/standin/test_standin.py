@@ -284,33 +284,23 @@ def test_mode_from_environment(monkeypatch, build):
         standin.terraform_env("real")
 
 
+def _standin_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m tests.standin ARGS`` from the repository."""
+    command = [sys.executable, "-m", "tests.standin", *args]
+    return subprocess.run(command, cwd=standin.REPO, env=env, capture_output=True, text=True)
+
+
 def test_cli_print_env(build):
     env = {k: v for k, v in os.environ.items() if k != "EMBED_TF_PROVIDER"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.standin", "--print-env"],
-        cwd=standin.REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    proc = _standin_cli("--print-env", env=env)
+    assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert all(line.startswith("export ") for line in lines)
     assert f"export TF_CLI_CONFIG_FILE={build.cli_config}" in lines
     assert "export CHECKPOINT_DISABLE=1" in lines
-    bad = subprocess.run(
-        [sys.executable, "-m", "tests.standin", "--mode", "nope"], cwd=standin.REPO, capture_output=True, text=True
-    )
-    assert bad.returncode != 0
+    assert _standin_cli("--mode", "nope").returncode != 0
     # a failed build makes `eval "$(... --print-env)" && terraform ...` stop
-    env["EMBED_TF_PROVIDER"] = "bogus"
-    failed = subprocess.run(
-        [sys.executable, "-m", "tests.standin", "--print-env"],
-        cwd=standin.REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    failed = _standin_cli("--print-env", env={**env, "EMBED_TF_PROVIDER": "bogus"})
     assert failed.returncode == 1 and failed.stdout.strip() == "false"
     assert "bogus" in failed.stderr
 
@@ -320,40 +310,26 @@ def test_cli_print_env(build):
 # ----------------------------------------------------------------------------
 
 
-@needs_terraform
-def test_validate_rejects_misspelt_argument(terraform):
-    proc = terraform(
+# Each configuration terraform validate must refuse against the generated schema, and what it says.
+REJECTED = {
+    "misspelt argument": (
         """
         resource "google_bigquery_dataset" "ds" {
           dataset_idd = "embeddings"
         }
-    """,
-        "validate",
-    )
-    assert proc.returncode != 0
-    assert "Unsupported argument" in proc.stderr
-    assert 'An argument named "dataset_idd" is not expected here' in proc.stderr
-
-
-@needs_terraform
-def test_validate_rejects_missing_required_argument(terraform):
-    proc = terraform(
+        """,
+        ["Unsupported argument", 'An argument named "dataset_idd" is not expected here'],
+    ),
+    "missing required argument": (
         """
         resource "google_project_iam_member" "m" {
           role   = "roles/bigquery.user"
           member = "user:someone@example.com"
         }
-    """,
-        "validate",
-    )
-    assert proc.returncode != 0
-    assert "Missing required argument" in proc.stderr
-    assert 'The argument "project" is required' in proc.stderr
-
-
-@needs_terraform
-def test_validate_checks_types_and_block_counts(terraform):
-    proc = terraform(
+        """,
+        ["Missing required argument", 'The argument "project" is required'],
+    ),
+    "wrong types and block counts": (
         """
         resource "google_bigquery_connection" "conn" {
           location = "US"
@@ -369,18 +345,14 @@ def test_validate_checks_types_and_block_counts(terraform):
             no_such     = 1
           }
         }
-    """,
-        "validate",
-    )
-    assert proc.returncode != 0
-    assert "Too many cloud_resource blocks" in proc.stderr
-    assert "Incorrect attribute value type" in proc.stderr
-    assert 'An argument named "no_such" is not expected here' in proc.stderr
-
-
-@needs_terraform
-def test_validate_rejects_computed_only_values(terraform):
-    proc = terraform(
+        """,
+        [
+            "Too many cloud_resource blocks",
+            "Incorrect attribute value type",
+            'An argument named "no_such" is not expected here',
+        ],
+    ),
+    "a computed-only value set": (
         """
         resource "google_bigquery_connection" "conn" {
           location = "US"
@@ -388,12 +360,20 @@ def test_validate_rejects_computed_only_values(terraform):
             service_account_id = "sa@example.com"
           }
         }
-    """,
-        "validate",
-    )
+        """,
+        ["Computed attributes cannot be set", '"cloud_resource.0.service_account_id"'],
+    ),
+}
+
+
+@needs_terraform
+@pytest.mark.parametrize("case", REJECTED)
+def test_validate_rejects_what_the_schema_forbids(terraform, case):
+    config, messages = REJECTED[case]
+    proc = terraform(config, "validate")
+    said = " ".join(proc.stderr.split())
     assert proc.returncode != 0
-    assert "Computed attributes cannot be set" in proc.stderr
-    assert '"cloud_resource.0.service_account_id"' in " ".join(proc.stderr.split())
+    assert [m for m in messages if m not in said] == [], proc.stderr
 
 
 @needs_terraform

@@ -106,34 +106,33 @@ def unreadable_status(reason: object) -> str:
     return f"Cannot read object: {str(reason).rstrip('.')}."
 
 
+# Image formats told by the bytes a file starts with.
+_PREFIXES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    ((b"GIF87a", b"GIF89a"), "image/gif"),
+    (b"BM", "image/bmp"),
+    ((b"II*\x00", b"MM\x00*"), "image/tiff"),
+    ((b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51"), "image/jp2"),
+    (b"\x00\x00\x01\x00", "image/x-icon"),
+    (b"8BPS", "image/vnd.adobe.photoshop"),
+    ((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n"), "image/jxl"),
+)
+# ISO base media files (bytes 4-8 "ftyp") by their major brand.
+_BRANDS = {b"avif": "image/avif", b"avis": "image/avif"} | dict.fromkeys(
+    (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"), "image/heic"
+)
+
+
 def sniff_image_type(head: bytes) -> str | None:
     """The image MIME type its first bytes announce, or None when they announce no image format."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head.startswith(b"BM"):
-        return "image/bmp"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "image/webp"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return "image/tiff"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image/avif"
-        if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
-            return "image/heic"
-    if head.startswith((b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51")):
-        return "image/jp2"
-    if head.startswith(b"\x00\x00\x01\x00"):
-        return "image/x-icon"
-    if head.startswith(b"8BPS"):
-        return "image/vnd.adobe.photoshop"
-    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
-        return "image/jxl"
+    if head[4:8] == b"ftyp" and head[8:12] in _BRANDS:  # before the prefixes: a box of 256 bytes looks like an icon
+        return _BRANDS[head[8:12]]
+    for prefix, kind in _PREFIXES:
+        if head.startswith(prefix):
+            return kind
     markup = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if markup.startswith((b"<svg", b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in markup:
         return "image/svg+xml"
