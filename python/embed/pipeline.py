@@ -28,13 +28,13 @@ from dataclasses import replace
 from typing import Any
 
 from embed import sql
-from embed.engines.base import Engine, QueryResult, Statement, StatementError
+from embed.engines.base import Column, Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError
 from embed.identifiers import endpoint_name
 from embed.reports import DryRunCheck, ObjectCounts, PipelineEvent, RunReport, StatementRun, StatusReport
-from embed.schema import ExpectedSchema, dimension_for, expected_schema
+from embed.schema import dimension_for, expected_schema
 from embed.settings import MAX_BATCH_SIZE, Settings
-from embed.validate import FailureGroup, ValidationReport, check_columns, validate
+from embed.validate import FailureGroup, ValidationReport, validate
 
 __all__ = [
     "DEFAULT_IAM_WAIT",
@@ -61,7 +61,7 @@ MIN_BILLED_BYTES = 10 * 2**20
 MAX_PARAMETER_BYTES = 8 * 2**20
 # Auto batch size: a batch's fixed cost (its object-table scan) at most this share of the bytes it writes.
 FIXED_COST_SHARE = 0.25
-# A validation run started before this margin may still own rows: the server clock and ours may differ.
+# The run's validation reads rows embedded since its start less this margin: the server's clock and ours may differ.
 _CLOCK_MARGIN = dt.timedelta(hours=1)
 
 
@@ -160,17 +160,15 @@ def read_failures(engine: Engine, settings: Settings) -> tuple[FailureGroup, ...
         raise _refused("failure_summary", exc) from None
 
 
-def validate_results(engine: Engine, settings: Settings, expected: ExpectedSchema | None = None) -> ValidationReport:
+def validate_results(engine: Engine, settings: Settings) -> ValidationReport:
     """Validate the whole results table: its schema, then its rows with one aggregate query."""
-    expected = expected or expected_schema(settings)
+    expected = expected_schema(settings)
     table = str(settings.results_table)
     try:
         columns = engine.schema(settings.results_table)
-        if columns is None:
-            return validate(table, None, None, expected, endpoint=settings.endpoint)
-        missing, mistyped, _ = check_columns(columns, expected)
-        if missing or mistyped:  # the aggregate query would not even run
-            return validate(table, columns, None, expected, endpoint=settings.endpoint)
+        report = validate(table, columns, None, expected, endpoint=settings.endpoint)
+        if not report.schema_ok:  # the aggregate query would not even run
+            return report
         counts = _first_row(engine.execute(sql.validate_results(settings)))
         failures = _failures(engine.execute(sql.failure_summary(settings)))
     except StatementError as exc:
@@ -213,6 +211,7 @@ class Pipeline:
         self.re_embed = re_embed
         self.prune_deleted = prune_deleted
         self.dimension = dimension_for(settings.endpoint, settings.output_dimensionality)
+        self._columns: tuple[Column, ...] | None = None  # the results table's, when it existed before the run
         self.report = RunReport(run_id=run_id or new_run_id(), billing=engine.billing)
 
     def say(self, message: str) -> None:
@@ -280,29 +279,27 @@ class Pipeline:
                 " (`bq cancel JOB_ID`), then run again."
             )
 
-    def ensure_results_table(self) -> bool:
-        """Create the results table if it does not exist (True when it was created); refuse one of another shape."""
+    def ensure_results_table(self) -> None:
+        """Create the results table if missing; refuse one of another shape. Keeps an existing one's columns."""
         try:
             columns = self.engine.schema(self.settings.results_table)
         except StatementError as exc:
             raise _refused("reading the results table", exc) from None
+        expected = expected_schema(self.settings)
         if columns is None:
             self._execute(sql.create_results_table(self.settings))
             self.say(f"created results table {self.settings.results_table}")
-            return True
+            return
         # Embedding into a table the INSERT cannot write would spend model calls and then fail.
-        missing, mistyped, _ = check_columns(columns, expected_schema(self.settings))
-        if missing or mistyped:
-            problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + [
-                f"column {p.name} is {p.found}, expected {p.expected}" for p in mistyped
-            ]
+        report = validate(str(self.settings.results_table), columns, None, expected)
+        if not report.schema_ok:
             raise EmbedError(
                 f"results table {self.settings.results_table} does not have the schema the kit writes: "
-                + "; ".join(problems)
+                + "; ".join(report.problems())
                 + ". Nothing was embedded. Check the settings (e.g. --no-flatten-json-output) match the table,"
                 " or pass another --results-table; `python -m embed validate` shows the table's state."
             )
-        return False
+        self._columns = columns
 
     def check_space(self, counts: ObjectCounts) -> None:
         """Refuse to add embeddings of another endpoint or dimension than the table holds (unless re-embedding)."""
@@ -486,13 +483,14 @@ class Pipeline:
             )
         r.counts = counts
         if r.rows_written:
-            r.failures = _failures(self._execute(sql.failure_summary(s)))
-            started = self.now() - _CLOCK_MARGIN
-            statement = sql.validate_results(s, scoped=True).with_params(since=started, run_id=r.run_id)
+            if counts.failed:
+                r.failures = _failures(self._execute(sql.failure_summary(s)))
+            since = self._started_at - _CLOCK_MARGIN
+            statement = sql.validate_results(s, scoped=True).with_params(since=since, run_id=r.run_id)
             row = _first_row(self._execute(statement))
             r.validation = validate(
                 str(s.results_table),
-                self.engine.schema(s.results_table),
+                self._columns or self.engine.schema(s.results_table),
                 row,
                 expected_schema(s),
                 endpoint=s.endpoint,
@@ -509,6 +507,7 @@ class Pipeline:
         that arrive or change while it goes on are embedded by one more pass at the end.
         """
         started = self.clock()
+        self._started_at = self.now()  # rows this run writes are embedded after this (see _CLOCK_MARGIN)
         r = self.report
         self.check_other_runs()
         self.ensure_results_table()
