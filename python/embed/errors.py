@@ -1,6 +1,6 @@
 """The one exception type for problems a user can fix, and the fixes several places give."""
 
-__all__ = ["CONFIG", "VALIDATION", "FIX_CREDENTIALS", "FIX_NETWORK", "EmbedError"]
+__all__ = ["CONFIG", "VALIDATION", "FIX_CREDENTIALS", "FIX_NETWORK", "EmbedError", "missing_results_table", "refused"]
 
 CONFIG = 2  # exit code: a usage or configuration problem
 VALIDATION = 1  # exit code: the results failed validation
@@ -22,3 +22,13 @@ class EmbedError(Exception):
     def __init__(self, message: str, exit_code: int = CONFIG) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def missing_results_table(table: object) -> str:
+    """What to say when results table ``table`` does not exist yet."""
+    return f"results table {table} does not exist yet: run `python -m embed run`."
+
+
+def refused(name: str, error: Exception) -> EmbedError:
+    """The EmbedError for statement ``name``, which the engine refused for a reason retrying cannot fix."""
+    return EmbedError(f"{name} failed: {error}")

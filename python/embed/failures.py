@@ -8,12 +8,10 @@ from typing import Any
 
 from embed import sql
 from embed.engines.base import Engine, StatementError
-from embed.errors import EmbedError
+from embed.errors import EmbedError, missing_results_table, refused
 from embed.settings import Settings
 
-__all__ = ["DEFAULT_LIMIT", "FailedObject", "FailedObjects", "read_failed_objects"]
-
-DEFAULT_LIMIT = 50
+__all__ = ["FailedObject", "FailedObjects", "read_failed_objects"]
 
 
 @dataclass(frozen=True)
@@ -55,15 +53,15 @@ class FailedObjects:
         }
 
 
-def read_failed_objects(engine: Engine, settings: Settings, limit: int = DEFAULT_LIMIT) -> FailedObjects:
+def read_failed_objects(engine: Engine, settings: Settings, limit: int) -> FailedObjects:
     """The objects whose current row failed, most recent attempt first (runs sql.failed_objects)."""
     if engine.schema(settings.results_table) is None:
-        raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.")
+        raise EmbedError(missing_results_table(settings.results_table))
     statement = sql.failed_objects(settings, limit)
     try:
         rows = engine.execute(statement).records()
     except StatementError as exc:
-        raise EmbedError(f"{statement.name} failed: {exc}") from None
+        raise refused(statement.name, exc) from None
     objects = tuple(
         FailedObject(
             uri=str(r["uri"]),

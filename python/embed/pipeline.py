@@ -29,7 +29,7 @@ from typing import Any
 
 from embed import sql
 from embed.engines.base import Column, Engine, QueryResult, Statement, StatementError
-from embed.errors import EmbedError
+from embed.errors import EmbedError, refused
 from embed.identifiers import endpoint_name
 from embed.reports import DryRunCheck, ObjectCounts, PipelineEvent, RunReport, StatementRun, StatusReport
 from embed.schema import dimension_for, expected_schema
@@ -111,11 +111,6 @@ def auto_batch_size(pending: int, fixed_bytes: int, row: int) -> int:
     return math.ceil(pending / batches)
 
 
-def _refused(name: str, error: StatementError) -> EmbedError:
-    """The EmbedError for a statement the engine refused for a reason retrying cannot fix."""
-    return EmbedError(f"{name} failed: {error}")
-
-
 def _first_row(result: QueryResult) -> dict[str, Any]:
     """The one row of an aggregate query (empty when there is none)."""
     rows = result.records()
@@ -133,7 +128,7 @@ def read_status_counts(engine: Engine, settings: Settings) -> ObjectCounts:
     try:
         return _counts(engine.execute(sql.status_counts(settings)))
     except StatementError as exc:
-        raise _refused("status_counts", exc) from None
+        raise refused("status_counts", exc) from None
 
 
 def read_status(engine: Engine, settings: Settings) -> StatusReport:
@@ -157,7 +152,7 @@ def read_failures(engine: Engine, settings: Settings) -> tuple[FailureGroup, ...
     try:
         return _failures(engine.execute(sql.failure_summary(settings)))
     except StatementError as exc:
-        raise _refused("failure_summary", exc) from None
+        raise refused("failure_summary", exc) from None
 
 
 def validate_results(engine: Engine, settings: Settings) -> ValidationReport:
@@ -172,7 +167,7 @@ def validate_results(engine: Engine, settings: Settings) -> ValidationReport:
         counts = _first_row(engine.execute(sql.validate_results(settings)))
         failures = _failures(engine.execute(sql.failure_summary(settings)))
     except StatementError as exc:
-        raise _refused("validate_results", exc) from None
+        raise refused("validate_results", exc) from None
     return validate(table, columns, counts, expected, endpoint=settings.endpoint, failures=failures)
 
 
@@ -236,7 +231,7 @@ class Pipeline:
                 break
             except StatementError as exc:
                 if not (wait_for_iam and exc.propagating):
-                    raise _refused(statement.name, exc) from None
+                    raise refused(statement.name, exc) from None
                 remaining = deadline - self.clock()
                 if remaining <= 0:
                     raise self._iam_error(statement.name, exc) from None
@@ -270,7 +265,7 @@ class Pipeline:
         try:
             jobs = self.engine.running_jobs(table)
         except StatementError as exc:
-            raise _refused("listing running jobs", exc) from None
+            raise refused("listing running jobs", exc) from None
         if jobs:
             shown = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
             raise EmbedError(
@@ -284,7 +279,7 @@ class Pipeline:
         try:
             columns = self.engine.schema(self.settings.results_table)
         except StatementError as exc:
-            raise _refused("reading the results table", exc) from None
+            raise refused("reading the results table", exc) from None
         expected = expected_schema(self.settings)
         if columns is None:
             self._execute(sql.create_results_table(self.settings))
@@ -336,7 +331,7 @@ class Pipeline:
         try:
             return self.engine.model_endpoint(self.settings.model)
         except StatementError as exc:
-            raise _refused("reading the model", exc) from None
+            raise refused("reading the model", exc) from None
 
     def _model_statement(self, existing: str | None) -> Statement | None:
         """The statement that makes the settings' model from ``existing``: create, replace, or none."""
@@ -375,7 +370,7 @@ class Pipeline:
         fixed = 0
         try:
             checked = self.engine.execute(sql.embed_batch(self.settings), dry_run=True)
-            fixed = checked.bytes_billed or checked.bytes_processed or 0
+            fixed = checked.billed or 0
         except StatementError:
             pass  # the run's first batch reports the real error; size for the 10 MB minimum meanwhile
         return auto_batch_size(pending, fixed, row_bytes(self.settings))
@@ -550,7 +545,7 @@ class Pipeline:
         try:
             exists = {"model": existing is not None, "results_table": self.engine.schema(s.results_table) is not None}
         except StatementError as exc:
-            raise _refused("reading the results table", exc) from None
+            raise refused("reading the results table", exc) from None
         checks = []
         for statement in sql.run_statements(s, pruning=self.prune_deleted):
             missing = sorted(what.replace("_", " ") for what in statement.requires if not exists[what])
@@ -567,8 +562,7 @@ class Pipeline:
             except StatementError as exc:
                 checks.append(DryRunCheck(statement.name, error=str(exc)))
                 continue
-            billed = result.bytes_billed if result.bytes_billed is not None else result.bytes_processed
-            checks.append(DryRunCheck(statement.name, bytes_billed=billed))
+            checks.append(DryRunCheck(statement.name, bytes_billed=result.billed))
         self.report.dry_run = tuple(checks)
         self.report.elapsed = self.clock() - started
         return self.report

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from embed.errors import missing_results_table
 from embed.validate import FailureGroup, ValidationReport
 
 __all__ = ["DryRunCheck", "ObjectCounts", "PipelineEvent", "RunReport", "StatementRun", "StatusReport"]
@@ -173,11 +174,7 @@ class StatusReport:
     @property
     def message(self) -> str:
         """What to say when the results table does not exist yet."""
-        return (
-            ""
-            if self.counts is not None
-            else f"results table {self.table} does not exist yet: run `python -m embed run`."
-        )
+        return "" if self.counts is not None else missing_results_table(self.table)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form for --json."""

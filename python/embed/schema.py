@@ -134,8 +134,6 @@ OBJECT_TABLE_COLUMNS = (
         "ref", "RECORD", required=False, fields="uri STRING, version STRING, authorizer STRING, details JSON"
     ),
 )
-# The results keep every object table column (ML.GENERATE_EMBEDDING passes them through).
-_PASS_THROUGH = OBJECT_TABLE_COLUMNS
 # Written by the kit's batch INSERT (templates/create_results_table.sql.j2).
 _BOOKKEEPING = (
     ExpectedColumn("embedding_endpoint", "STRING"),
@@ -166,7 +164,7 @@ def expected_schema(
     else:
         embedding = ExpectedColumn(result.embedding, "FLOAT64", "REPEATED")
     columns = (
-        *_PASS_THROUGH,
+        *OBJECT_TABLE_COLUMNS,  # ML.GENERATE_EMBEDDING passes every object table column through
         embedding,
         ExpectedColumn(result.status, "STRING"),
         ExpectedColumn(result.start_sec, "INT64"),

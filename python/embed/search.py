@@ -8,7 +8,7 @@ from typing import Any
 
 from embed import sql
 from embed.engines.base import Engine, StatementError
-from embed.errors import EmbedError
+from embed.errors import EmbedError, missing_results_table, refused
 from embed.settings import Settings
 
 __all__ = ["Neighbour", "local_image_uri", "similar"]
@@ -52,11 +52,11 @@ def similar(
         sql.text_search(settings, text, top_k) if text is not None else sql.vector_search(settings, image_uri, top_k)
     )
     if engine.schema(settings.results_table) is None:
-        raise EmbedError(f"results table {settings.results_table} does not exist yet: run `python -m embed run`.")
+        raise EmbedError(missing_results_table(settings.results_table))
     try:
         rows = engine.execute(statement).records()
     except StatementError as exc:
-        raise EmbedError(f"{statement.name} failed: {exc}") from None
+        raise refused(statement.name, exc) from None
     if rows:
         return tuple(Neighbour(r["uri"], r["distance"]) for r in rows if r["uri"] is not None)
     if text is not None:

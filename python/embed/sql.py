@@ -42,7 +42,6 @@ __all__ = [
     "vector_search",
 ]
 
-# ML.GENERATE_EMBEDDING status of a row that failed for a reason worth retrying.
 # What a statement needs to exist before it can run (Statement.requires).
 _TABLE = frozenset({"results_table"})
 _TABLE_AND_MODEL = frozenset({"results_table", "model"})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from embed.engines.base import Column
+from embed.errors import missing_results_table
 from embed.schema import ExpectedSchema, describe
 
 __all__ = ["ColumnProblem", "MalformedRow", "FailureGroup", "ValidationReport", "check_columns", "validate"]
@@ -123,7 +124,7 @@ class ValidationReport:
         """One sentence per problem found, for people."""
         out: list[str] = []
         if not self.exists:
-            out.append(f"results table {self.table} does not exist: run `python -m embed run` first")
+            out.append(missing_results_table(self.table).rstrip("."))
         if self.missing_columns:
             out.append("missing column(s): " + ", ".join(self.missing_columns))
         out += [f"column {p.name}: {p.found}, expected {p.expected}" for p in self.mistyped_columns]

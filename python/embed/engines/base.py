@@ -8,6 +8,7 @@ query parameters with their BigQuery types, and what the statement needs of the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -95,6 +96,11 @@ class QueryResult:
     model_rows: int = 0
     job_id: str | None = None
 
+    @property
+    def billed(self) -> int | None:
+        """Bytes billed; for a BigQuery dry run, which reports no bill, the bytes it would process."""
+        return self.bytes_billed if self.bytes_billed is not None else self.bytes_processed
+
     def records(self) -> list[dict[str, Any]]:
         """The returned rows as dictionaries (none for a statement that returns no rows)."""
         return self.rows.to_pylist() if self.rows is not None else []
@@ -150,6 +156,7 @@ _SCALAR_TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "TIMESTAMP", "BYTES", "DA
 _FIELD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+(.+)\s*", re.S)
 
 
+@functools.lru_cache(maxsize=64)  # statements repeat the same few types; the result is immutable
 def parse_type(text: str) -> Any:
     """A BigQuery type string as nested tuples: ``'INT64'``, ``('ARRAY', t)``, ``('STRUCT', ((name, t), ...))``.
 

@@ -126,7 +126,8 @@ class Billing:
         self._sql = to_sql  # a BigQuery tree and its parameters -> DuckDB text and its arguments
         self.resolve = resolve  # a table node -> project.dataset.table when it names a stored table
         self.duck_name = duck_name  # project.dataset.table -> quoted DuckDB relation
-        self.layout = layout
+        self._layout = layout
+        self._seen: dict[tuple[str, str], Any] | None = None  # per estimate: tables' types and layouts
 
     # --- the public estimate ---------------------------------------------------------
 
@@ -136,16 +137,33 @@ class Billing:
 
         if isinstance(tree, (exp.Create, exp.Drop, exp.Alter)) and tree.args.get("expression") is None:
             return Estimate(0, {})
-        scans: dict[str, TableScan] = {}
-        self._collect(tree, params, scans)
-        scanned = {name: self._bytes(scan) for name, scan in scans.items()}
-        billed = sum(_rounded(b) for b in scanned.values())
-        target = self._modified(tree, params)
-        if target is not None:
-            name, modified = target
-            billed += _rounded(modified) if modified else 0
-            scanned = {**scanned, f"{name} (modified)": modified}
+        self._seen = {}  # the tables do not change while one statement is priced
+        try:
+            scans: dict[str, TableScan] = {}
+            self._collect(tree, params, scans)
+            scanned = {name: self._bytes(scan) for name, scan in scans.items()}
+            billed = sum(_rounded(b) for b in scanned.values())
+            target = self._modified(tree, params)
+            if target is not None:
+                name, modified = target
+                billed += _rounded(modified) if modified else 0
+                scanned = {**scanned, f"{name} (modified)": modified}
+        finally:
+            self._seen = None
         return Estimate(billed, scanned)
+
+    def _remembered(self, kind: str, table: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per estimate for ``kind`` of ``table`` (every call outside an estimate)."""
+        if self._seen is None:
+            return compute()
+        key = (kind, table)
+        if key not in self._seen:
+            self._seen[key] = compute()
+        return self._seen[key]
+
+    def layout(self, table: str) -> Layout:
+        """How stored ``table`` is partitioned and clustered."""
+        return self._remembered("layout", table, lambda: self._layout(table))
 
     # --- references ------------------------------------------------------------------
 
@@ -156,7 +174,7 @@ class Billing:
         scopes = [n for n in tree.walk() if isinstance(n, (exp.Select, exp.Delete, exp.Update, exp.Merge))]
         for scope in scopes:
             sources = self._sources(scope)
-            for source, table_node in sources:
+            for source, _ in sources:
                 if source.table is None:
                     continue
                 scan = scans.setdefault(source.table, TableScan(source.table))
@@ -169,7 +187,7 @@ class Billing:
                     scan.clustered = False
                 else:
                     scan.cluster_value = value
-                if self._reads_all(scope, source, table_node):
+                if self._reads_all(scope, source):
                     scan.all_columns = True
         for column in tree.find_all(exp.Column):
             if _written(column):
@@ -204,8 +222,8 @@ class Billing:
             out.append((_Source(table, alias.lower()), node))
         return out
 
-    def _reads_all(self, scope: exp.Expression, source: _Source, node: exp.Expression) -> bool:
-        """True when ``scope`` selects every column of ``source`` (``*`` or ``alias.*``) or passes it whole to a TVF."""
+    def _reads_all(self, scope: exp.Expression, source: _Source) -> bool:
+        """True when ``scope`` selects every column of ``source`` (``*`` or ``alias.*``)."""
         from sqlglot import exp
 
         if isinstance(scope, exp.Select):
@@ -228,20 +246,21 @@ class Billing:
         node: exp.Expression | None = column.parent
         while node is not None:
             if isinstance(node, (exp.Select, exp.Delete, exp.Update, exp.Merge)):
-                for source, _ in self._sources(node):
+                sources = self._sources(node)
+                for source, _ in sources:
                     if qualifier:
                         if source.alias == qualifier:
                             return source.table
                     elif source.table is not None and name in self._column_names(source.table):
                         return source.table
-                if not qualifier and any(t is None and name in _derived_names(n) for t, n in _tables(node, self)):
+                if not qualifier and any(s.table is None and name in _derived_names(n) for s, n in sources):
                     return None  # a column of a derived relation of this scope
             node = node.parent
         return None
 
     def _column_names(self, table: str) -> set[str]:
         """Lower-cased column names of stored ``table``."""
-        return {c.lower() for c in self.con.sql(f"SELECT * FROM {self.duck_name(table)} LIMIT 0").columns}
+        return set(self._types(table))
 
     def _filters(
         self, scope: exp.Expression, source: _Source, params: Mapping[str, Any]
@@ -272,8 +291,12 @@ class Billing:
 
     def _types(self, table: str) -> dict[str, Any]:
         """Column name (lower case) -> DuckDB type of stored ``table``."""
-        relation = self.con.sql(f"SELECT * FROM {self.duck_name(table)} LIMIT 0")
-        return {name.lower(): kind for name, kind in zip(relation.columns, relation.types)}
+
+        def read() -> dict[str, Any]:
+            relation = self.con.sql(f"SELECT * FROM {self.duck_name(table)} LIMIT 0")
+            return {name.lower(): kind for name, kind in zip(relation.columns, relation.types)}
+
+        return self._remembered("types", table, read)
 
     def _bytes(self, scan: TableScan, *, days: list[Any] | None = None) -> int:
         """Logical bytes of the scanned columns over the rows the scan keeps."""
@@ -332,11 +355,6 @@ class Billing:
             probe = probe.where(tree.args["where"].this.copy())
         text, args = self._sql(probe, params)
         return [row[0] for row in self.con.execute(text, args).fetchall()]
-
-
-def _tables(scope: exp.Expression, billing: Billing) -> list[tuple[str | None, exp.Expression]]:
-    """(stored table or None, node) of each relation ``scope`` reads."""
-    return [(source.table, node) for source, node in billing._sources(scope)]
 
 
 def _derived_names(node: exp.Expression) -> set[str]:

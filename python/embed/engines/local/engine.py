@@ -285,13 +285,6 @@ class LocalEngine:
             table.set("this", exp.to_identifier(name, quoted=True))
         return tree
 
-    def _duckdb_sql(self, tree: exp.Expression) -> str:
-        """DuckDB text of a BigQuery tree whose table functions were already replaced."""
-        from sqlglot.errors import ErrorLevel
-
-        # Unsupported properties (CLUSTER BY, OPTIONS(description)) only concern BigQuery storage.
-        return self._rename(tree).sql("duckdb", unsupported_level=ErrorLevel.IGNORE)
-
     # --- statements ----------------------------------------------------------------------
 
     def _parse(self, text: str) -> exp.Expression:
@@ -367,8 +360,7 @@ class LocalEngine:
 
         tree = self._parse(statement.sql)
         self._known_tables = None
-        check_parameters(tree, statement.params)
-        params = {p.name: p for p in statement.params}
+        params = check_parameters(tree, statement.params)
         if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "MODEL":
             return self._create_model(tree, dry_run)
         with self._statement() as registered:

@@ -18,7 +18,6 @@ statement runs, with BigQuery's wording where it is known:
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +58,8 @@ _DUCK_SCALARS = {
 # --- query parameters ---------------------------------------------------------------------
 
 
-def check_parameters(tree: exp.Expression, params: tuple[QueryParameter, ...]) -> dict[str, Any]:
-    """Refuse a ``@name`` with no value, or a value that does not fit its type; return the values by name."""
+def check_parameters(tree: exp.Expression, params: tuple[QueryParameter, ...]) -> dict[str, QueryParameter]:
+    """Refuse a ``@name`` with no value, or a value that does not fit its type; return the parameters by name."""
     from sqlglot import exp
 
     given = {p.name: p for p in params}
@@ -75,7 +74,7 @@ def check_parameters(tree: exp.Expression, params: tuple[QueryParameter, ...]) -
         problem = _misfit(kind, param.value)
         if problem is not None:
             raise StatementError(f"Query parameter '{param.name}' of type {param.type}: {problem}")
-    return {p.name: p.value for p in params}
+    return given
 
 
 def _misfit(kind: Any, value: Any) -> str | None:
@@ -115,9 +114,7 @@ def _misfit(kind: Any, value: Any) -> str | None:
     }[kind]
     if not fits(value):
         return f"{value!r} is not a valid {kind}" + (" (a timestamp needs a time zone)" if kind == "TIMESTAMP" else "")
-    if kind == "FLOAT64" and not math.isfinite(float(value)):
-        return None  # BigQuery accepts NaN and infinities in FLOAT64
-    return None
+    return None  # BigQuery accepts NaN and infinities in FLOAT64 too
 
 
 def duckdb_type(kind: Any) -> str:
