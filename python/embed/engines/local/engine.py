@@ -682,12 +682,7 @@ class LocalEngine:
         if table is None:
             return None
         name = _dotted(table, self.default_project)
-        schema, short = self._duck_name(name)
-        exists = run(
-            self.con,
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, short],
-        )
+        exists = self._duck_name(name) in self._tables()
         return None if exists and tree.args.get("exists") else name
 
     def _record_layout(self, tree: exp.Expression, name: str) -> None:

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Union
 from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
-from embed.engines.local.models.images import MAX_IMAGE_BYTES, SNIFF_BYTES, sniff_content_type
+from embed.engines.local.models.images import (
+    MAX_IMAGE_BYTES,
+    OPEN_FLAGS,
+    SNIFF_BYTES,
+    read_chunks,
+    sniff_content_type,
+)
 
 if TYPE_CHECKING:
     import pyarrow
@@ -84,8 +90,6 @@ PSEUDO_FILESYSTEMS = frozenset(
         "tracefs",
     }
 )
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-_CHUNK = 1 << 20
 _SPECIAL_KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISCHR, "a character device"),
@@ -269,6 +273,8 @@ class Walk:
         """Whether ``path`` is not listed (recording why, unless it is one of the engine's own files)."""
         if (info.st_dev, info.st_ino) in self.excluded:
             return True
+        if stat.S_ISREG(info.st_mode) and info.st_dev not in self.pseudo:
+            return False  # the common case: listed, nothing to say
         shown = display_path(path)
         if info.st_dev in self.pseudo:
             self.warnings.append(f"{shown}: on a {self.pseudo[info.st_dev]} pseudo filesystem; not listed")
@@ -284,8 +290,6 @@ class Walk:
             if first != path:  # a bind mount or a filesystem that loops
                 self.warnings.append(f"{shown}: the same folder as {display_path(first)}, listed there; skipped")
                 return True
-            return False
-        if stat.S_ISREG(info.st_mode):
             return False
         kind = next((name for test, name in _SPECIAL_KINDS if test(info.st_mode)), "a special file")
         self.warnings.append(f"{shown}: {kind}, not a regular file; skipped")
@@ -318,7 +322,7 @@ def _read(path: str, listed: os.stat_result, cache: Mapping[str, ObjectFile]) ->
         return ObjectFile(uri, generation, known.content_type, listed.st_size, known.md5_hash, listed.st_mtime_ns)
     unreadable = ObjectFile(uri, generation, None, listed.st_size, None, listed.st_mtime_ns)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError:
         return unreadable
     try:
@@ -331,14 +335,10 @@ def _read(path: str, listed: os.stat_result, cache: Mapping[str, ObjectFile]) ->
                 uri, generation, sniff_content_type(os.read(fd, SNIFF_BYTES)), size, None, opened.st_mtime_ns
             )
         md5 = hashlib.md5()  # noqa: S324 - the object-table checksum, as Cloud Storage reports it
-        head, left = b"", size
-        while left > 0:
-            chunk = os.read(fd, min(_CHUNK, left))
-            if not chunk:
-                break
+        head = b""
+        for chunk in read_chunks(fd, size):
             head = head or chunk[:SNIFF_BYTES]
             md5.update(chunk)
-            left -= len(chunk)
     except OSError:
         return unreadable
     finally:

@@ -30,6 +30,7 @@ __all__ = [
     "ACCEPTED_CONTENT_TYPES",
     "LARGE_DECODE_BYTES",
     "MAX_IMAGE_BYTES",
+    "OPEN_FLAGS",
     "REDUCE_MARGIN",
     "SNIFF_BYTES",
     "DecodeGate",
@@ -38,6 +39,7 @@ __all__ = [
     "empty_image_status",
     "large_decodes",
     "not_an_image_status",
+    "read_chunks",
     "read_image",
     "rejection_status",
     "sniff_content_type",
@@ -62,7 +64,9 @@ LARGE_DECODE_BYTES = 64 * 1024 * 1024
 REDUCE_MARGIN = 4
 # Pixels converted at once when a large image is reduced band by band.
 _BAND_PIXELS = 4 * 1024 * 1024
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+# How objects are opened: never blocking on a FIFO or device, never becoming a controlling terminal.
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+_CHUNK = 1 << 20
 
 
 class ImageRejected(Exception):
@@ -178,6 +182,17 @@ def _judge(head: bytes, content_type: str | None) -> str | None:
     return None
 
 
+def read_chunks(fd: int, limit: int) -> Iterator[bytes]:
+    """Up to ``limit`` bytes of the open file ``fd``, a chunk at a time; fewer when it ends sooner."""
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, _CHUNK))
+        if not chunk:
+            return
+        yield chunk
+        left -= len(chunk)
+
+
 def _read_accepted(path: Path, limit: int, content_type: str | None = None) -> bytes:
     """Up to ``limit`` bytes of the accepted image at ``path``, opened once without blocking.
 
@@ -185,7 +200,7 @@ def _read_accepted(path: Path, limit: int, content_type: str | None = None) -> b
     or not a BMP, GIF, JPEG or PNG by its bytes.
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError as exc:
         raise ImageRejected(unreadable_status(exc.strerror or exc)) from None
     try:
@@ -196,14 +211,7 @@ def _read_accepted(path: Path, limit: int, content_type: str | None = None) -> b
             raise ImageRejected(empty_image_status())
         if found.st_size > MAX_IMAGE_BYTES:
             raise ImageRejected(too_large_status(found.st_size))
-        chunks, left = [], min(limit, MAX_IMAGE_BYTES + 1)
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = b"".join(read_chunks(fd, min(limit, MAX_IMAGE_BYTES + 1)))
     except OSError as exc:
         raise ImageRejected(unreadable_status(exc.strerror or exc)) from None
     finally:
