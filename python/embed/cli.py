@@ -87,13 +87,13 @@ def run_command(
     """Embed new or changed objects, retry failures, validate."""
     from contextlib import redirect_stdout
 
-    from embed.pipeline import Pipeline, new_run_id
-    from embed.summary import RunProgress, failures_hint
+    from embed.engines import new_run_id
+    from embed.pipeline import Pipeline
 
     settings = flags.load()
     run_id = new_run_id()
     engine = flags.open(settings, run_id=run_id, images=images, need_images=not dry_run, allow_empty=prune_deleted)
-    progress = RunProgress(out.console(stderr=True))
+    progress = out.RunProgress(out.console(stderr=True))
     pipeline = Pipeline(
         engine,
         settings,
@@ -117,7 +117,7 @@ def run_command(
     else:
         out.render_run(report)
     if report.counts.failed and report.dry_run is None:
-        typer.echo(failures_hint(report.counts.failed, flags.selection()), err=True)
+        typer.echo(out.failures_hint(report.counts.failed, flags.selection()), err=True)
     if not report.ok:
         raise typer.Exit(2 if dry_run else 1)
 
@@ -127,7 +127,6 @@ def run_command(
 def status_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> None:
     """Count objects embedded, failed, pending and deleted."""
     from embed.pipeline import read_status
-    from embed.summary import failures_hint, status_table
 
     settings = flags.load()
     status = read_status(flags.open(settings), settings)
@@ -136,9 +135,9 @@ def status_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> No
     elif status.counts is None:
         typer.echo(status.message)
     else:
-        out.render(status_table, status.counts, status.failures)
+        out.render(out.status_table, status.counts, status.failures)
     if status.counts is not None and status.counts.failed:
-        typer.echo(failures_hint(status.counts.failed, flags.selection()), err=json_output)
+        typer.echo(out.failures_hint(status.counts.failed, flags.selection()), err=json_output)
 
 
 @_command("failures")
@@ -146,10 +145,9 @@ def status_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> No
 def failures_command(flags: SettingsFlags, limit: opt.LimitOpt = 50, json_output: opt.JsonOpt = False) -> None:
     """List failed objects: uri, status, attempts, last attempt."""
     from embed.failures import read_failed_objects
-    from embed.summary import failures_table
 
     settings = flags.load()
-    out.show(read_failed_objects(flags.open(settings), settings, limit), json_output, failures_table)
+    out.show(read_failed_objects(flags.open(settings), settings, limit), json_output, out.failures_table)
 
 
 @_command("validate")
@@ -157,11 +155,10 @@ def failures_command(flags: SettingsFlags, limit: opt.LimitOpt = 50, json_output
 def validate_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> None:
     """Check the results table's schema and rows; exit 1 if bad."""
     from embed.pipeline import validate_results
-    from embed.summary import validation_table
 
     settings = flags.load()
     report = validate_results(flags.open(settings), settings)
-    out.show(report, json_output, validation_table)
+    out.show(report, json_output, out.validation_table)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -178,7 +175,6 @@ def similar_command(
 ) -> None:
     """List the images nearest to an image (or a text), by cosine."""
     from embed.search import local_image_uri, similar
-    from embed.summary import neighbours_table
 
     if flags.engine_name == EngineName.local:
         image_uri = local_image_uri(image_uri, text)
@@ -187,7 +183,7 @@ def similar_command(
     if json_output:
         out.print_json([n.to_dict() for n in found])
     else:
-        out.render(neighbours_table, image_uri if text is None else f"text {text!r}", [n.to_dict() for n in found])
+        out.render(out.neighbours_table, image_uri if text is None else f"text {text!r}", [n.to_dict() for n in found])
 
 
 @_command("plan-review")
@@ -217,9 +213,7 @@ def doctor_command(flags: SettingsFlags, json_output: opt.JsonOpt = False) -> No
     if json_output:
         typer.echo(doctor.to_json(results, settings))
     else:
-        from embed.summary import doctor_table
-
-        out.render(doctor_table, results, settings)
+        out.render(out.doctor_table, results, settings)
     problems = doctor.problems_summary(results)
     if problems:
         typer.echo(f"error: {problems}", err=True)

@@ -145,13 +145,12 @@ class SettingsFlags:
         local = self.engine_name == EngineName.local and self.outputs is None
         return load_settings(dict(self.overrides), outputs_file=self.outputs, tf_dir=self.tf_dir, local=local)
 
-    def open(self, settings: Settings, **options: Any) -> Engine:
+    def open(self, settings: Settings, run_id: str | None = None, **options: Any) -> Engine:
         """The engine these flags name, for ``settings``, its jobs labelled with ``run_id`` or a fresh run id."""
         from embed import engines
-        from embed.pipeline import new_run_id
         from embed.summary import warn
 
-        run_id = options.pop("run_id", None) or new_run_id()
+        run_id = run_id or engines.new_run_id()
         return engines.open_engine(self.engine_name.value, settings, run_id, db=self.db, warn=warn, **options)
 
     def selection(self) -> list[str]:
@@ -196,10 +195,7 @@ def settings_options(tuning: bool | tuple[str, ...] = False, engine: bool = Fals
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {name: kwargs.pop(name, None) for name in options}
-            chosen = {
-                "engine_name": values.pop("engine_name", None) or EngineName.bigquery,
-                "db": values.pop("db", None),
-            }
+            chosen = {name: values.pop(name) for name in ("engine_name", "db") if name in values}
             flags = SettingsFlags(values.pop("outputs"), values.pop("tf_dir"), values, **chosen)
             return command(*args, flags=flags, **kwargs)
 

@@ -30,6 +30,7 @@ __all__ = [
     "STDIN",
     "TERRAFORM_ENV",
     "embed_value",
+    "parse_json",
     "read_outputs_file",
     "read_terraform_outputs",
     "terraform_binary",
@@ -63,34 +64,31 @@ def terraform_binary(environ: Mapping[str, str] | None = None) -> str:
     return (os.environ if environ is None else environ).get(TERRAFORM_ENV) or "terraform"
 
 
-def _decode(data: bytes, where: str) -> str:
+def _decode(data: bytes, where: str, hint: str) -> str:
     """JSON text from ``data``: UTF-8, or UTF-16/32 (with or without a byte-order mark, as JSON allows)."""
     if not data.strip():
-        raise EmbedError(f"{where} is empty; {_SAVE_HINT}.")
+        raise EmbedError(f"{where} is empty; {hint}.")
     encoding = json.detect_encoding(data)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise EmbedError(
             f"{where} is not text in UTF-8 (nor UTF-16 or UTF-32): byte {data[exc.start]:#04x} at offset"
-            f" {exc.start} is not {encoding}; {_SAVE_HINT} (PowerShell's `>` writes UTF-16, which is read too)."
+            f" {exc.start} is not {encoding}; {hint} (PowerShell's `>` writes UTF-16, which is read too)."
         ) from None
 
 
-def _parse(data: bytes, where: str) -> Any:
-    """The JSON document in ``data``, or an EmbedError that says what is wrong with it."""
-    if len(data) > MAX_OUTPUTS_BYTES:
-        raise EmbedError(
-            f"{where} is larger than {MAX_OUTPUTS_BYTES // 2**20} MiB: that is not `terraform output -json`;"
-            f" {_SAVE_HINT}."
-        )
-    text = _decode(data, where)
+def parse_json(data: bytes, where: str, hint: str = _SAVE_HINT, limit: int | None = None) -> Any:
+    """The JSON document in ``data`` (read from ``where``), or an EmbedError that says what is wrong and ``hint``."""
+    if limit is not None and len(data) > limit:
+        raise EmbedError(f"{where} is larger than {limit // 2**20} MiB: that is not `terraform output -json`; {hint}.")
+    text = _decode(data, where, hint)
     try:
         return json.loads(text)
     except RecursionError:
-        raise EmbedError(f"{where} nests JSON too deeply to be `terraform output -json`; {_SAVE_HINT}.") from None
+        raise EmbedError(f"{where} nests JSON too deeply; {hint}.") from None
     except ValueError as exc:
-        raise EmbedError(f"{where} is not valid JSON ({exc}); {_SAVE_HINT}.") from None
+        raise EmbedError(f"{where} is not valid JSON ({exc}); {hint}.") from None
 
 
 def read_outputs_file(path: Path) -> dict[str, Any]:
@@ -102,7 +100,9 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
                 "--outputs - reads the outputs from standard input: pipe them in, e.g."
                 " `terraform output -json | python -m embed run --outputs -`."
             )
-        return embed_value(_parse(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), where), where)
+        return embed_value(
+            parse_json(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), where, limit=MAX_OUTPUTS_BYTES), where
+        )
     where = f"outputs file {str(path)!r}"
     try:
         with open(path, "rb") as file:
@@ -111,7 +111,7 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
         raise EmbedError(f"{where} not found; {_SAVE_HINT}.") from None
     except OSError as exc:
         raise EmbedError(f"cannot read {where}: {exc.strerror or exc}.") from None
-    return embed_value(_parse(data, where), where)
+    return embed_value(parse_json(data, where, limit=MAX_OUTPUTS_BYTES), where)
 
 
 def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from embed import sql
+from embed.engines import new_run_id
 from embed.engines.base import Column, Engine, QueryResult, Statement, StatementError
 from embed.errors import EmbedError, refused
 from embed.identifiers import endpoint_name
@@ -63,13 +64,6 @@ MAX_PARAMETER_BYTES = 8 * 2**20
 FIXED_COST_SHARE = 0.25
 # The run's validation reads rows embedded since its start less this margin: the server's clock and ours may differ.
 _CLOCK_MARGIN = dt.timedelta(hours=1)
-
-
-def new_run_id() -> str:
-    """A run id usable as a BigQuery label value: UTC time and a random suffix."""
-    import secrets
-
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def batches(uris: Sequence[str], size: int, max_bytes: int = MAX_PARAMETER_BYTES) -> Iterator[list[str]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from embed.errors import VALIDATION, EmbedError
+from embed.outputs import parse_json
 
 DATA_TYPES = ("google_bigquery_dataset", "google_bigquery_table", "google_storage_bucket")
 BUCKET = "google_storage_bucket"
@@ -151,14 +152,7 @@ def load_plan(path: str | Path) -> dict[str, Any]:
             f"{'standard input' if str(path) == '-' else path} is a binary plan file (`terraform plan -out`),"
             f" not its JSON: run `terraform show -json {plan_file} > plan.json` and pass plan.json."
         )
-    try:
-        text = data.decode(json.detect_encoding(data))  # UTF-8, or UTF-16 as PowerShell's `>` writes
-    except UnicodeDecodeError as exc:
-        raise EmbedError(f"cannot read plan JSON {path}: it is not text ({exc}); {hint}") from None
-    try:
-        plan = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EmbedError(f"{path} is not valid JSON ({exc}); {hint}") from None
+    plan = parse_json(data, "standard input" if str(path) == "-" else str(path), hint)
     _require_plan(plan, str(path))
     return plan
 

@@ -511,7 +511,12 @@ def test_cli_writes_output_file_and_passes_without_data_loss(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "plan JSON not found"), ("{not json", "is not valid JSON"), ("[1, 2]", "is not Terraform JSON")],
+    [
+        (None, "plan JSON not found"),
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "is not Terraform JSON"),
+        ("", "is empty; write it with: terraform show -json"),
+    ],
 )
 def test_cli_bad_plan_file_exits_2_with_message(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "plan.json"

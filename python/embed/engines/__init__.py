@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from embed.engines.base import Engine
     from embed.settings import Settings
 
-__all__ = ["EngineName", "open_engine"]
+__all__ = ["EngineName", "new_run_id", "open_engine"]
+
+
+def new_run_id() -> str:
+    """A run id usable as a BigQuery label value: UTC time and a random suffix."""
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 class EngineName(str, Enum):

@@ -36,7 +36,7 @@ class Rejected(EmbedError):
     """GoogleSQL refused a statement; ``reason`` is the analyzer's message, with the line and a caret."""
 
     def __init__(self, statement: str, reason: str) -> None:
-        super().__init__(f"GoogleSQL rejects {statement}: {reason}", 1)
+        super().__init__(f"GoogleSQL rejects {statement}: {reason}", VALIDATION)
         self.statement = statement
         self.reason = reason
 
