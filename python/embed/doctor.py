@@ -104,13 +104,8 @@ class _Google:
         host = url.split("/")[2]
         try:
             response = self.session.request(method, url, json=body, timeout=self.timeout)
-        except auth.RefreshError as exc:
-            raise _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS) from None
-        except (requests.exceptions.RequestException, auth.TransportError) as exc:
-            raise _Stop(
-                f"cannot reach {host}: {type(exc).__name__}: {exc}",
-                f"{FIX_NETWORK}, then run doctor again",
-            ) from None
+        except (auth.RefreshError, requests.exceptions.RequestException, auth.TransportError) as exc:
+            raise _stopped(exc, f"cannot reach {host}: {type(exc).__name__}") from None
         try:
             data = response.json()
         except ValueError:
@@ -120,6 +115,18 @@ class _Google:
         if refused is not None:
             raise refused
         return response.status_code, data
+
+
+_FIX_NETWORK_AGAIN = f"{FIX_NETWORK}, then run doctor again"
+
+
+def _stopped(exc: Exception, unreachable: str) -> _Stop:
+    """The stop for refused credentials, or for a Google endpoint out of reach (``unreachable``: which, how)."""
+    from google.auth import exceptions as auth
+
+    if isinstance(exc, auth.RefreshError):
+        return _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS)
+    return _Stop(f"{unreachable}: {exc}", _FIX_NETWORK_AGAIN)
 
 
 def _server_message(status: int, data: dict[str, Any]) -> str:
@@ -183,13 +190,8 @@ def _refresh(credentials: Any) -> None:
         return
     try:
         credentials.refresh(Request())
-    except auth.RefreshError as exc:
-        raise _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS) from None
-    except auth.TransportError as exc:
-        raise _Stop(
-            f"cannot reach Google's token service to use the credentials: {exc}",
-            f"{FIX_NETWORK}, then run doctor again",
-        ) from None
+    except (auth.RefreshError, auth.TransportError) as exc:
+        raise _stopped(exc, "cannot reach Google's token service to use the credentials") from None
 
 
 def _api(google: _Google, project: str, service: str) -> CheckResult:
@@ -360,7 +362,7 @@ def _locations(session: requests.Session, credentials: Any, settings: Settings, 
             name, False, problem=f"dataset {dataset} does not exist", fix="run `make apply` to create it"
         )
     except core.RetryError as exc:
-        raise _Stop(f"cannot reach BigQuery: {exc.cause or exc}", f"{FIX_NETWORK}, then run doctor again") from None
+        raise _Stop(f"cannot reach BigQuery: {exc.cause or exc}", _FIX_NETWORK_AGAIN) from None
     except core.GoogleAPICallError as exc:
         return CheckResult(
             name,
@@ -368,10 +370,8 @@ def _locations(session: requests.Session, credentials: Any, settings: Settings, 
             problem=f"cannot read dataset {dataset}: {exc.message}",
             fix="grant the caller roles/bigquery.metadataViewer (or dataViewer) on the dataset",
         )
-    except auth.RefreshError as exc:
-        raise _Stop(f"Google refused the credentials: {exc}", FIX_CREDENTIALS) from None
-    except (requests.exceptions.RequestException, auth.TransportError) as exc:
-        raise _Stop(f"cannot reach BigQuery: {exc}", f"{FIX_NETWORK}, then run doctor again") from None
+    except (auth.RefreshError, requests.exceptions.RequestException, auth.TransportError) as exc:
+        raise _stopped(exc, "cannot reach BigQuery") from None
     places = {
         "dataset": str(found.location or "?"),
         "settings": settings.location,

@@ -114,14 +114,13 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
     return embed_value(parse_json(data, where, limit=MAX_OUTPUTS_BYTES), where)
 
 
-def read_terraform_outputs(tf_dir: Path = DEFAULT_TF_DIR, terraform_bin: str | None = None) -> dict[str, Any]:
+def read_terraform_outputs(tf_dir: Path, binary: str) -> dict[str, Any]:
     """The ``embed`` output's value from ``terraform output -json`` in ``tf_dir``.
 
     The command runs as python-terraform's ``cmd`` would run it, minus its reading of the state
     file: the kit reads only what ``terraform output`` prints. When it fails, Terraform's own
     message is passed on.
     """
-    binary = terraform_bin or terraform_binary()
     tf_dir = Path(tf_dir)
     where = f"Terraform outputs in {str(tf_dir)!r}"
     if not tf_dir.is_dir():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -213,11 +214,12 @@ def _tuning(raw: Mapping[str, object], label: Mapping[str, str]) -> dict[str, An
 
 
 def _naming_the_source(error: EmbedError, sources: Mapping[str, str]) -> EmbedError:
-    """``error`` about a tuning field, saying which flag or variable set it (``EMBED_BATCH_SIZE=0``)."""
-    field = str(error).split(" ", 1)[0]
-    if field not in sources:
+    """``error`` about tuning fields, saying which flag or variable set each field it names (``EMBED_BATCH_SIZE``)."""
+    words = set(re.findall(r"\w+", str(error)))
+    named = [source for field, source in sources.items() if field in words]
+    if not named:
         return error
-    return EmbedError(f"{str(error).rstrip('.')} (set by {sources[field]}).", error.exit_code)
+    return EmbedError(f"{str(error).rstrip('.')} (set by {' and '.join(named)}).", error.exit_code)
 
 
 def _source_of(name: str, overrides: Mapping[str, object], env: Mapping[str, str], origin: str) -> str:

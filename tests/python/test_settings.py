@@ -337,6 +337,11 @@ def test_bad_tuning_from_a_flag_names_the_flag() -> None:
     assert "(set by --batch-size)" in refused(lambda: load(EXAMPLE_OUTPUTS, {"batch_size": 0}))
 
 
+def test_a_rule_between_two_fields_names_where_each_was_set() -> None:
+    message = refused(lambda: load(EXAMPLE_OUTPUTS, {"end_second": 5}, EMBED_START_SECOND="10"))
+    assert "must be less than end_second" in message and "(set by EMBED_START_SECOND and --end-second)" in message
+
+
 @pytest.mark.parametrize("dims", [128, 256, 512, 1408])
 def test_valid_dimensions(dims: int) -> None:
     assert load(EXAMPLE_OUTPUTS, {"output_dimensionality": dims}).output_dimensionality == dims
