@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "python"))
+from embed import googlesql, sql
+from embed.settings import load_settings
 
-from embed import googlesql, sql  # noqa: E402
-from embed.settings import load_settings  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_OUTPUTS = REPO / "terraform" / "outputs.example.json"
 
 VARIANTS = {
     "default": {},
@@ -52,19 +52,10 @@ def compile_and_load(cache: Path) -> tuple[float, float]:
     return compiled, loaded
 
 
-def statements(settings) -> list:
-    """Every statement the kit renders for ``settings``: a run's, the prune a video run adds, `similar`'s."""
-    rendered = list(sql.run_statements(settings))
-    if "prune_superseded" not in {s.name for s in rendered}:
-        rendered.append(sql.Statement("prune_superseded", "", sql.prune_superseded(settings)))
-    rendered.append(sql.Statement("vector_search", "", sql.vector_search(settings, "gs://bucket/images/cat.jpg", 5)))
-    return rendered
-
-
 def cli(*args: str) -> float:
     """Median wall time of `python -m embed sql ARGS` over three runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBED_")}
-    command = [sys.executable, "-m", "embed", "sql", "--outputs", "terraform/outputs.example.json", *args]
+    command = [sys.executable, "-m", "embed", "sql", "--outputs", str(EXAMPLE_OUTPUTS), *args]
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -90,7 +81,7 @@ def main() -> None:
         start = seconds(googlesql.runtime.instance)
         print(f"start an instance (import, load, start)   {start:8.3f} s")
 
-        settings = load_settings(outputs_file=REPO / "terraform" / "outputs.example.json", environ={})
+        settings = load_settings(outputs_file=EXAMPLE_OUTPUTS, environ={})
         analyzer = googlesql.analyzer(settings)
         first = seconds(lambda: analyzer.analyze("SELECT 1"))
         print(f"build and register a catalog              {first:8.3f} s")
@@ -98,10 +89,12 @@ def main() -> None:
         per_statement: dict[str, list[float]] = {}
         for _ in range(ROUNDS):
             for overrides in VARIANTS.values():
-                variant = load_settings(overrides, outputs_file=REPO / "terraform" / "outputs.example.json", environ={})
+                variant = load_settings(overrides, outputs_file=EXAMPLE_OUTPUTS, environ={})
                 checker = googlesql.analyzer(variant)
-                for statement in statements(variant):
-                    took = seconds(lambda c=checker, s=statement: c.analyze(s.sql, name=s.name))
+                for statement in sql.every_statement(variant):
+                    took = seconds(
+                        lambda c=checker, s=statement: c.analyze(s.sql, {p.name: p.type for p in s.params}, s.name)
+                    )
                     per_statement.setdefault(statement.name, []).append(took)
         medians = {name: statistics.median(times) for name, times in per_statement.items()}
         for name, median in sorted(medians.items(), key=lambda item: -item[1]):

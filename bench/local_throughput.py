@@ -141,7 +141,9 @@ def decode_rate(items: list[ImageInput], workers: int) -> tuple[float, np.ndarra
     """Decode + resize alone on the kit's number of threads; also returns the decoded pixels."""
     with ThreadPoolExecutor(workers) as pool:
         count, call = decode_run(items, pool)
-        return best_rate(count, call), np.stack(call())
+        decoded: list[list[np.ndarray]] = []
+        rate = best_rate(count, lambda: decoded.append(call()))
+        return rate, np.stack(decoded[-1])
 
 
 def kit_run(model, items: list[ImageInput]) -> Run:  # type: ignore[no-untyped-def]

@@ -108,10 +108,9 @@ variable "allow_destroy_with_contents" {
 }
 
 variable "connection_service_account_wait" {
-  description = "How long to wait after the connection's service account is created before granting it roles (IAM can refuse an account in its first minutes). A duration such as 120s or 2m."
+  description = "How long to wait after the connection's service account is created before granting it roles (IAM can refuse an account in its first minutes). A duration such as 120s or 2m; null keeps the connection module's default (120s)."
   type        = string
-  nullable    = false
-  default     = "120s"
+  default     = null
 }
 
 variable "connection_additional_roles" {

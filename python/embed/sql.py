@@ -29,6 +29,7 @@ __all__ = [
     "create_results_table",
     "embed_batch",
     "embedding_spaces",
+    "every_statement",
     "failed_objects",
     "failure_summary",
     "pending_objects",
@@ -311,3 +312,17 @@ def run_statements(settings: Settings, *, pruning: bool = True) -> tuple[Stateme
         validate_results(settings, scoped=True),
     )
     return statements if pruning else tuple(s for s in statements if s.name != "prune_deleted")
+
+
+def every_statement(settings: Settings) -> tuple[Statement, ...]:
+    """Every statement the kit renders for ``settings``: a run's, then validate's, similar's and failures'.
+
+    The values of ``similar``'s and ``failures``' parameters are examples; the text is what they issue.
+    """
+    return (
+        *run_statements(settings),
+        validate_results(settings),
+        vector_search(settings, "gs://bucket/images/cat.jpg", 5),
+        text_search(settings, "a red motorcycle", 5),
+        failed_objects(settings, 50),
+    )

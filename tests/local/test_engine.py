@@ -244,11 +244,11 @@ JSON_ORDER = ["create_results_table.json_512.sql", "embed_batch.json_512.sql", "
 
 def golden_statement(filename: str, **values) -> Statement:
     """The golden file's text as the statement the kit renders for it, with the local model's space."""
-    from tests.python.test_sql import VARIANTS, all_rendered, golden_cases
+    from tests.python.test_sql import VARIANTS, golden_cases
 
     [(variant, name)] = [(v, n) for v, n, f in golden_cases() if f == filename]
     settings = load_settings(VARIANTS[variant], outputs_file=EXAMPLE_OUTPUTS, environ={})
-    [rendered] = [s for s in all_rendered(settings) if s.name == name]
+    [rendered] = [s for s in sql.every_statement(settings) if s.name == name]
     text = (GOLDEN / filename).read_text(encoding="utf-8").rstrip("\n")
     assert text == rendered.sql
     space = {"endpoint": "local/efficientnet-lite0", "dimension": 1280}

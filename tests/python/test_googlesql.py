@@ -19,7 +19,7 @@ from embed.engines.base import Statement
 from embed.errors import EmbedError
 from embed.schema import OBJECT_TABLE_COLUMNS, expected_schema
 from embed.settings import Settings, load_settings
-from tests.python.test_sql import VARIANTS, all_rendered
+from tests.python.test_sql import VARIANTS
 from tests.support import REPO
 from tests.support.outputs import EXAMPLE_OUTPUTS
 
@@ -30,7 +30,7 @@ TEMPLATES = Path(sql.__file__).parent / "templates"
 
 def rendered(settings: Settings) -> list[Statement]:
     """Every statement the kit renders for ``settings``, with its query parameters: a run's, then the others."""
-    return all_rendered(settings)
+    return list(sql.every_statement(settings))
 
 
 def rejection(analyzer: Any, text: str, params: dict[str, str] | None = None) -> str:

@@ -11,7 +11,7 @@ import sqlglot
 from sqlglot import exp
 
 from embed import sql
-from embed.engines.base import Statement, parse_type
+from embed.engines.base import parse_type
 from embed.errors import EmbedError
 from embed.identifiers import Sql
 from embed.schema import expected_schema
@@ -39,18 +39,7 @@ def parse_one(text: str) -> exp.Expression:
 
 def all_statements(settings: Settings) -> dict[str, str]:
     """Every statement function's output, including conditional ones."""
-    return {s.name: s.sql for s in all_rendered(settings)}
-
-
-def all_rendered(settings: Settings) -> list[Statement]:
-    """Every statement the kit renders for ``settings``, with its parameters."""
-    return [
-        *sql.run_statements(settings),
-        sql.validate_results(settings),
-        sql.vector_search(settings, "gs://bucket/images/cat.jpg", 5),
-        sql.text_search(settings, "a red motorcycle", 5),
-        sql.failed_objects(settings, 50),
-    ]
+    return {s.name: s.sql for s in sql.every_statement(settings)}
 
 
 def golden_cases() -> list[tuple[str, str, str]]:
@@ -129,7 +118,7 @@ def test_every_statement_parses(example_settings, variant: str) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_parameter_a_statement_uses_is_declared_with_its_type(example_settings, variant: str) -> None:
-    for statement in all_rendered(example_settings(**VARIANTS[variant])):
+    for statement in sql.every_statement(example_settings(**VARIANTS[variant])):
         used = {p.name for p in parse_one(statement.sql).find_all(exp.Parameter)}
         assert used == {p.name for p in statement.params}, statement.name
         for param in statement.params:
@@ -147,7 +136,7 @@ def test_domain_scoped_project_parses(write_outputs, domain_scoped_value) -> Non
 
 
 def test_what_each_statement_needs_of_an_engine(example_settings) -> None:
-    statements = {s.name: s for s in all_rendered(example_settings())}
+    statements = {s.name: s for s in sql.every_statement(example_settings())}
     assert {n for n, s in statements.items() if s.calls_model} == {"embed_batch", "text_search"}
     assert {n for n, s in statements.items() if s.uses_connection} == {
         "create_model",
@@ -165,7 +154,7 @@ def test_what_each_statement_needs_of_an_engine(example_settings) -> None:
 
 def test_no_statement_streams_the_embeddings_back(example_settings) -> None:
     """Nothing but VECTOR_SEARCH and the aggregate validation reads the embedding column, and none returns it."""
-    for statement in all_rendered(example_settings()):
+    for statement in sql.every_statement(example_settings()):
         tree = parse_one(statement.sql)
         if not isinstance(tree, exp.Select):
             continue

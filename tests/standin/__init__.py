@@ -39,7 +39,7 @@ from pathlib import Path
 
 from tests.support.venvs import tool_venv, tool_venv_ready, venv_bin
 
-__all__ = ["terraform_env", "build_standin", "Build", "MODES", "PROVIDERS", "PROVIDER_VERSION", "Provider"]
+__all__ = ["terraform_env", "build_standin", "Build", "MODES", "PROVIDERS", "Provider"]
 
 MODES = ("standin", "registry")
 TF_REQUIREMENT = "tf==1.2.0"
@@ -67,8 +67,6 @@ PROVIDERS = (
     Provider("time", "0.13.1", "cdktf-cdktf-provider-time", "11.0.1", legacy_type_system=False),
 )
 GOOGLE = PROVIDERS[0]
-PROVIDER_SOURCE = GOOGLE.source
-PROVIDER_VERSION = GOOGLE.version  # the google provider version cdktf generated 16.12.1 from
 
 _VENV = "tfprovider"  # the provider runs from its own venv: tf pins a protobuf older than the kit's
 HERE = Path(__file__).resolve().parent

@@ -30,14 +30,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.standin import PROVIDERS
+
 HERE = Path(__file__).resolve().parent
 DATA_FILE = HERE / "forcenew.json"
 
-GOOGLE = "registry.terraform.io/hashicorp/google"
-TIME = "registry.terraform.io/hashicorp/time"
-# The versions the stand-in's schemas come from (cdktf 16.12.1 and 11.0.1) and the newest
-# release inside the modules' `>= 6.0, < 8.0` pin.
-VERSIONS = {GOOGLE: ("v6.50.0", "v7.45.0"), TIME: ("v0.13.1",)}
+_STANDIN = {provider.name: provider for provider in PROVIDERS}
+GOOGLE = _STANDIN["google"].source
+TIME = _STANDIN["time"].source
+# The versions the stand-in's schemas come from, and for google the newest release inside the
+# modules' `>= 6.0, < 8.0` pin.
+VERSIONS = {GOOGLE: (f"v{_STANDIN['google'].version}", "v7.45.0"), TIME: (f"v{_STANDIN['time'].version}",)}
 # The resource types the kit declares (tests/standin/test_forcenew.py checks modules/ uses no other).
 RESOURCES = {
     GOOGLE: (

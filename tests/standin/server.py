@@ -37,8 +37,6 @@ from tf.runner import run_provider
 from tf.types import Unknown
 from tf.utils import read_dynamic_value, to_dynamic_value
 
-HERE = Path(__file__).resolve().parent
-
 _NESTING = {
     "single": pb.Schema.NestedBlock.NestingMode.SINGLE,
     "list": pb.Schema.NestedBlock.NestingMode.LIST,

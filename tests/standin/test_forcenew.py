@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.standin import forcenew
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 @pytest.fixture(scope="module")

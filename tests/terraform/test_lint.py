@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import REPO
+from tests.support.docs import one_line, parse_body
 from tests.support.plans import EXAMPLE_TFVARS, TERRAFORM, terraform_message
 from tests.support.venvs import tool_venv
 
@@ -77,15 +78,17 @@ def test_checkov_has_no_failed_check(folder: str, tmp_path: Path) -> None:
     assert passed > 0, f"checkov checked nothing in {folder}: {done.stdout[:2000]}"
 
 
-VARIABLE = re.compile(r'^variable "(\w+)" \{\n(.*?)^\}', re.M | re.S)
-CONDITION = re.compile(r"^\s*condition\s*=\s*(.+)$", re.M)
-
-
 def _conditions(folder: Path) -> dict[str, list[str]]:
-    """Validation conditions by variable name, with ``var.NAME`` written ``var.X``."""
+    """Validation conditions by variable name, on one line each, with ``var.NAME`` written ``var.X``."""
     found = {}
-    for name, body in VARIABLE.findall((folder / "variables.tf").read_text()):
-        found[name] = [c.replace(f"var.{name}", "var.X") for c in CONDITION.findall(body)]
+    for block in parse_body((folder / "variables.tf").read_text(encoding="utf-8")).blocks:
+        if block.type == "variable":
+            name = block.labels[0]
+            found[name] = [
+                one_line(rule.attributes["condition"]).replace(f"var.{name}", "var.X")
+                for rule in block.blocks
+                if rule.type == "validation"
+            ]
     return found
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 
 from embed.errors import EmbedError
 from embed.planreview import UNKNOWN, load_plan, render_markdown, summarize
+from tests.support.cli import embed
 from tests.support.plans import EXAMPLE_TFVARS, PlanResult, module_configs
 from tests.support.stack import AI_GRANT, BUCKET, BUCKET_GRANT, CONNECTION, CONNECTION_SA, DATASET, SERVICE, TABLE, WAIT
 from tests.support.state import applied_state
@@ -117,13 +116,6 @@ TABLE_VALUES = {
     "project": "my-project",
     "deletion_protection": False,
 }
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m embed ARGS`` in a fresh interpreter, as a user or CI runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "embed", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def write_plan(tmp_path: Path, doc: dict[str, Any]) -> Path:
@@ -482,7 +474,7 @@ def test_load_plan_reads_a_plan_file(tmp_path: Path) -> None:
 
 def test_cli_fail_on_data_loss_writes_summary_then_exits_1(tmp_path: Path) -> None:
     path = write_plan(tmp_path, plan(dataset_replace()))
-    result = run_cli("plan-review", str(path), "--fail-on-data-loss", cwd=tmp_path)
+    result = embed("plan-review", str(path), "--fail-on-data-loss", cwd=tmp_path)
     assert result.returncode == 1
     assert "> [!CAUTION]" in result.stdout
     assert DATASET in result.stderr
@@ -491,11 +483,11 @@ def test_cli_fail_on_data_loss_writes_summary_then_exits_1(tmp_path: Path) -> No
 
 def test_cli_without_flag_reports_data_loss_but_exits_0(tmp_path: Path) -> None:
     path = write_plan(tmp_path, plan(dataset_replace()))
-    result = run_cli("plan-review", str(path), cwd=tmp_path)
+    result = embed("plan-review", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "> [!CAUTION]" in result.stdout
     assert "stand-in" not in result.stdout
-    offline = run_cli("plan-review", str(path), "--offline", cwd=tmp_path)
+    offline = embed("plan-review", str(path), "--offline", cwd=tmp_path)
     assert "Planned offline with the stand-in providers" in offline.stdout.split("### ", 1)[0]
 
 
@@ -503,7 +495,7 @@ def test_cli_writes_output_file_and_passes_without_data_loss(tmp_path: Path) -> 
     doc = plan(resource_change(BUCKET, ["create"], after={"name": "my-images-bucket"}))
     out = tmp_path / "build" / "plan.md"
     path = write_plan(tmp_path, doc)
-    result = run_cli("plan-review", str(path), "--output", str(out), "--fail-on-data-loss", cwd=tmp_path)
+    result = embed("plan-review", str(path), "--output", str(out), "--fail-on-data-loss", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert f"| create | `{BUCKET}` |" in out.read_text(encoding="utf-8")
@@ -522,7 +514,7 @@ def test_cli_bad_plan_file_exits_2_with_message(tmp_path: Path, content: str | N
     path = tmp_path / "plan.json"
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    result = run_cli("plan-review", str(path), cwd=tmp_path)
+    result = embed("plan-review", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -577,11 +569,7 @@ def test_review_flags_a_forced_dataset_replace(example_plan: PlanResult, plan_ru
     plan_json = tmp_path / "plan.json"
     plan_json.write_text(json.dumps(replaced.raw))
     review = tmp_path / "plan.md"
-    done = subprocess.run(
-        [sys.executable, "-m", "embed", "plan-review", str(plan_json), "--output", str(review), "--fail-on-data-loss"],
-        capture_output=True,
-        text=True,
-    )
+    done = embed("plan-review", str(plan_json), "--output", str(review), "--fail-on-data-loss")
     assert done.returncode == 1, done.stderr
     assert dataset in done.stderr
     assert dataset in review.read_text()

@@ -15,7 +15,7 @@ import pytest
 
 from embed import planreview
 from tests.support.plans import CASES, PlanResult
-from tests.support.stack import AI_GRANT, BUCKET, BUCKET_GRANT, CONNECTION, DATASET, TABLE, WAIT
+from tests.support.stack import AI_GRANT, BUCKET, BUCKET_GRANT, CONNECTION, CONNECTION_SA, DATASET, TABLE, WAIT
 from tests.support.state import applied_state
 
 BASE = CASES / "root" / "full.tfvars"  # EU, a created bucket, metadata cache on
@@ -103,7 +103,7 @@ def test_connection_rename_waits_again_and_replaces_its_grants(plan_runner, exis
     assert summary.data_loss == []
     grants = {g.address: g for g in summary.grants}
     assert grants[AI_GRANT].action == "replace"
-    assert grants[AI_GRANT].members == (f"(known after apply: {CONNECTION}.cloud_resource[0].service_account_id)",)
+    assert grants[AI_GRANT].members == (f"(known after apply: {CONNECTION_SA})",)
     assert "removed, then added again" in planreview.render_markdown(summary)
 
 
@@ -134,11 +134,10 @@ def test_every_grant_to_the_service_account_waits_for_it(plan_runner) -> None:
                     todo.append(target)
         return seen
 
-    wait, connection = WAIT, CONNECTION
-    assert connection in after(wait)
+    assert CONNECTION in after(WAIT)
     for grant in (
         "module.connection.google_project_iam_member.service_account",
         "module.object-table.google_storage_bucket_iam_member.object_viewer",
     ):
-        assert wait in after(grant), f"{grant} does not wait for {wait}:\n{graph}"
-    assert wait not in after(DATASET)
+        assert WAIT in after(grant), f"{grant} does not wait for {WAIT}:\n{graph}"
+    assert WAIT not in after(DATASET)
