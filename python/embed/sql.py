@@ -238,8 +238,7 @@ def failure_summary(settings: Settings) -> Statement:
 
 def failed_objects(settings: Settings, limit: int) -> Statement:
     """Objects whose current row failed, most recent attempt first, at most @limit of them (and how many in all)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise EmbedError(f"--limit must be a positive whole number, got {limit!r}.")
+    _positive("--limit", limit)
     text = _text("failed_objects", settings, with_attempts=True)
     params = (*_space(settings), QueryParameter("limit", "INT64", limit))
     return Statement("failed_objects", text, params, uses_connection=True, when="for `embed failures`", requires=_TABLE)
@@ -259,11 +258,11 @@ def validate_results(settings: Settings, *, scoped: bool = False) -> Statement:
     return Statement("validate_results", text, params, when="for `embed validate`: the whole table", requires=_TABLE)
 
 
-def _top_k(top_k: int) -> int:
-    """A vetted --top-k."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise EmbedError(f"--top-k must be a positive whole number, got {top_k!r}.")
-    return top_k
+def _positive(flag: str, value: int) -> int:
+    """``value`` of option ``flag``, refused unless it is a positive whole number."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EmbedError(f"{flag} must be a positive whole number, got {value!r}.")
+    return value
 
 
 def vector_search(settings: Settings, image_uri: str, top_k: int) -> Statement:
@@ -273,7 +272,7 @@ def vector_search(settings: Settings, image_uri: str, top_k: int) -> Statement:
     Only objects still in the object table, at the version that was embedded, are neighbours.
     """
     # The image itself is its own nearest: searched for, then left out.
-    text = _text("vector_search", settings, top_k=_top_k(top_k), search_k=top_k + 1)
+    text = _text("vector_search", settings, top_k=_positive("--top-k", top_k), search_k=top_k + 1)
     params = (QueryParameter("image_uri", "STRING", image_uri), *_space(settings))
     return Statement(
         "vector_search", text, params, uses_connection=True, when="for `embed similar URI`", requires=_TABLE
@@ -282,7 +281,7 @@ def vector_search(settings: Settings, image_uri: str, top_k: int) -> Statement:
 
 def text_search(settings: Settings, text: str, top_k: int) -> Statement:
     """The ``top_k`` embedded objects nearest to ``text``, embedded by the same multimodal model."""
-    rendered = _text("text_search", settings, top_k=_top_k(top_k))
+    rendered = _text("text_search", settings, top_k=_positive("--top-k", top_k))
     params = (QueryParameter("text", "STRING", text), *_space(settings))
     return Statement(
         "text_search",

@@ -357,28 +357,18 @@ class BigQueryEngine:
 
         wanted = table_label(table)
         since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=7)  # a query job runs at most 6 hours
+        query = dict(
+            project=self.project,
+            state_filter="running",
+            min_creation_time=since,
+            retry=self._retry,
+            timeout=self._timeout,
+        )
         with self._errors("list running jobs"):
             try:
-                jobs = list(
-                    self._client.list_jobs(
-                        project=self.project,
-                        state_filter="running",
-                        all_users=True,
-                        min_creation_time=since,
-                        retry=self._retry,
-                        timeout=self._timeout,
-                    )
-                )
+                jobs = list(self._client.list_jobs(all_users=True, **query))
             except Forbidden:  # bigquery.jobs.listAll is not granted: the caller's own jobs
-                jobs = list(
-                    self._client.list_jobs(
-                        project=self.project,
-                        state_filter="running",
-                        min_creation_time=since,
-                        retry=self._retry,
-                        timeout=self._timeout,
-                    )
-                )
+                jobs = list(self._client.list_jobs(**query))
         return tuple(
             job.job_id
             for job in jobs
